@@ -1,0 +1,3 @@
+"""spikeloom: efficient, brain-inspired deep learning on PyTorch."""
+
+__version__ = "0.1.0"

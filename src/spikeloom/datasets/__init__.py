@@ -1,0 +1,1 @@
+"""Datasets: the built-in ES-Digits and readers for public neuromorphic datasets."""
