@@ -1,0 +1,270 @@
+"""Spiking neuron modules: LIF, IF, PLIF and LIAF over whole sequences ``[T, B, ...]``.
+
+Every neuron runs the recurrence of :mod:`spikeloom.functional` (charge, fire, reset, leak)
+over all time steps of its input in one fused autograd function. A call always starts from
+rest, so no state leaks between two batches. For streaming (feeding a long recording in
+chunks) pass the state explicitly::
+
+    lif = LIF()
+    out, state = lif(chunk1, return_state=True)
+    out2, state = lif(chunk2, state=state, return_state=True)
+
+The state is the post-reset, post-leak membrane potential ``[B, ...]``.
+
+After each forward, ``neuron.last_spike_rate`` holds the mean number of spikes per neuron per
+step (a detached scalar tensor; for LIAF it is the rate of the internal spikes that reset the
+membrane). :mod:`spikeloom.train` and :mod:`spikeloom.cost` read it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .functional import Reset, neuron_sequence
+from .surrogate import Surrogate, get_surrogate
+
+__all__ = ["BaseNeuron", "LIF", "IF", "PLIF", "LIAF", "ACTIVATIONS"]
+
+
+def _leaky_relu_02(x: Tensor) -> Tensor:
+    return F.leaky_relu(x, 0.2)
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
+#: Analog activations available to LIAF by name.
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "relu": F.relu,
+    "selu": F.selu,
+    "leaky_relu": _leaky_relu_02,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "identity": _identity,
+}
+
+
+class BaseNeuron(nn.Module):
+    """Common parameters and bookkeeping of all neurons.
+
+    Args:
+        v_th: firing threshold ``V_th``.
+        v_reset: potential after a hard reset.
+        reset: ``"hard"`` (to ``v_reset``) or ``"soft"`` (subtract ``V_th``).
+        detach_reset: stop gradients through the reset term (LIAF code / PLIF do; STBP does not).
+        surrogate: surrogate derivative name or object (see :mod:`spikeloom.surrogate`).
+        width: shape parameter of a named surrogate (``a`` for rectangular/triangular,
+            ``alpha`` for sigmoid/arctan).
+        fire_ge: fire on ``u >= V_th`` (TA-SNN) instead of ``u > V_th`` (STBP, default).
+    """
+
+    #: True when the output is binary spikes (cost model counts accumulates downstream).
+    emits_spikes: bool = True
+
+    def __init__(
+        self,
+        *,
+        v_th: float = 0.5,
+        v_reset: float = 0.0,
+        reset: Reset = "hard",
+        detach_reset: bool = False,
+        surrogate: str | Surrogate = "rectangular",
+        width: float | None = None,
+        fire_ge: bool = False,
+    ) -> None:
+        super().__init__()
+        if reset not in ("hard", "soft"):
+            raise ValueError(f"reset must be 'hard' or 'soft', got {reset!r}")
+        if not math.isfinite(v_th) and v_th != math.inf:
+            raise ValueError(f"v_th must be a number, got {v_th}")
+        self.v_th = float(v_th)
+        self.v_reset = float(v_reset)
+        self.reset = reset
+        self.detach_reset = detach_reset
+        self.surrogate = get_surrogate(surrogate, width)
+        self.fire_ge = fire_ge
+        self.last_spike_rate: Tensor | None = None
+
+    def decay_factor(self) -> float | Tensor:
+        """The leak factor ``k`` used in this forward pass."""
+        raise NotImplementedError
+
+    def input_scale(self) -> float | Tensor:
+        """Factor applied to the input current before charging (PLIF uses ``1 - k``)."""
+        return 1.0
+
+    def _run(self, x: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        if x.ndim < 2:
+            raise ValueError(
+                f"{type(self).__name__} expects a sequence [T, B, ...], got shape "
+                f"{tuple(x.shape)}; add the time axis (e.g. spikeloom.encoding.DirectEncoder)"
+            )
+        if state is not None and state.shape != x.shape[1:]:
+            raise ValueError(
+                f"state has shape {tuple(state.shape)} but one step of the input has shape "
+                f"{tuple(x.shape[1:])}"
+            )
+        scale = self.input_scale()
+        if not (isinstance(scale, float) and scale == 1.0):
+            x = x * scale
+        s, u, v = neuron_sequence(
+            x,
+            self.decay_factor(),
+            v_th=self.v_th,
+            v_reset=self.v_reset,
+            reset=self.reset,
+            detach_reset=self.detach_reset,
+            surrogate=self.surrogate,
+            fire_ge=self.fire_ge,
+            v0=state,
+        )
+        self.last_spike_rate = s.detach().mean()
+        return s, u, v
+
+    def output(self, s: Tensor, u: Tensor) -> Tensor:
+        """What the neuron transmits, from spikes ``s`` and pre-reset potentials ``u``."""
+        return s
+
+    def forward(
+        self, x: Tensor, state: Tensor | None = None, return_state: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Args:
+            x: input current ``[T, B, ...]``.
+            state: post-leak potential ``[B, ...]`` to start from (streaming); default rest.
+            return_state: also return the final state ``[B, ...]``.
+
+        Returns:
+            output ``[T, B, ...]`` (spikes, or analog values for LIAF), and the state if asked.
+        """
+        s, u, v = self._run(x, state)
+        out = self.output(s, u)
+        return (out, v) if return_state else out
+
+    def extra_repr(self) -> str:
+        return (
+            f"v_th={self.v_th}, v_reset={self.v_reset}, reset={self.reset!r}, "
+            f"detach_reset={self.detach_reset}, surrogate={self.surrogate}, fire_ge={self.fire_ge}"
+        )
+
+
+class LIF(BaseNeuron):
+    """Leaky integrate-and-fire neuron (STBP iterative form, spec §1).
+
+    ``u[t] = k·r[t-1] + x[t]``, ``s[t] = Θ(u[t] - V_th)``, ``r = reset(u, s)``.
+    Defaults follow the STBP reference code: ``V_th = 0.5``, ``k = 0.2``, hard reset to 0,
+    rectangular surrogate of width 1, strict ``>``.
+
+    Args:
+        decay: leak factor ``k`` in (0, 1]; ``learn_decay=True`` makes it a trainable scalar
+            parameterised as ``k = sigmoid(w)``.
+    """
+
+    def __init__(self, v_th: float = 0.5, decay: float = 0.2, *, learn_decay: bool = False,
+                 **kwargs) -> None:
+        super().__init__(v_th=v_th, **kwargs)
+        if not 0.0 < decay <= 1.0:
+            raise ValueError(f"decay must be in (0, 1], got {decay}")
+        self.learn_decay = learn_decay
+        if learn_decay:
+            if decay >= 1.0:
+                raise ValueError("a learnable decay must start below 1")
+            self.decay_logit = nn.Parameter(torch.tensor(math.log(decay / (1 - decay))))
+        else:
+            self.decay = float(decay)
+
+    def decay_factor(self) -> float | Tensor:
+        return torch.sigmoid(self.decay_logit) if self.learn_decay else self.decay
+
+    def extra_repr(self) -> str:
+        k = "learned" if self.learn_decay else self.decay
+        return f"decay={k}, " + super().extra_repr()
+
+
+class IF(LIF):
+    """Integrate-and-fire: LIF without leak (``k = 1``). Default ``V_th = 1``, hard reset."""
+
+    def __init__(self, v_th: float = 1.0, **kwargs) -> None:
+        if "decay" in kwargs or "learn_decay" in kwargs:
+            raise TypeError("IF has no decay; use LIF for a leaky neuron")
+        super().__init__(v_th=v_th, decay=1.0, **kwargs)
+
+
+class PLIF(BaseNeuron):
+    """Parametric LIF (Fang et al. 2021, SpikingJelly style) with a learnable time constant.
+
+    ``u[t] = k·r[t-1] + (1 - k)·x[t]`` with ``1 - k = 1/τ = sigmoid(w)``; ``w`` is initialised
+    so that ``τ = init_tau``. Defaults: ``V_th = 1``, arctan surrogate (α = 2), detached reset,
+    as in SpikingJelly's PLIF.
+    """
+
+    def __init__(self, init_tau: float = 2.0, v_th: float = 1.0, *,
+                 surrogate: str | Surrogate = "arctan", detach_reset: bool = True,
+                 **kwargs) -> None:
+        super().__init__(v_th=v_th, surrogate=surrogate, detach_reset=detach_reset, **kwargs)
+        if init_tau <= 1.0:
+            raise ValueError(f"init_tau must be > 1, got {init_tau}")
+        self.w = nn.Parameter(torch.tensor(-math.log(init_tau - 1.0)))
+
+    @property
+    def tau(self) -> float:
+        return float(1.0 / torch.sigmoid(self.w.detach()))
+
+    def decay_factor(self) -> Tensor:
+        return 1 - torch.sigmoid(self.w)
+
+    def input_scale(self) -> Tensor:
+        return torch.sigmoid(self.w)
+
+
+class LIAF(LIF):
+    """Leaky integrate and *analog* fire (LIAF-Net, spec §2).
+
+    Same membrane dynamics as :class:`LIF`; the spike only resets the membrane. The output is
+    analog: ``Act(u - V_th)`` in threshold-related mode ``"tr"`` or ``Act(u)`` in
+    non-threshold-related mode ``"ntr"`` (default, as in the LIAF research code).
+
+    Args:
+        mode: ``"ntr"`` or ``"tr"``.
+        activation: ``"relu"`` (default), ``"selu"``, ``"leaky_relu"`` (slope 0.2), ``"tanh"``,
+            ``"sigmoid"``, ``"identity"``, or any elementwise callable.
+        decay: leak ``α`` (default 0.3 as in TA-SNN's LIAF cell); ``learn_decay=True`` gives the
+            research code's learnable ``sigmoid(w)`` decay.
+        v_th: threshold (default 0.5, LIAF research code).
+
+    ``detach_reset`` defaults to True here, as in the LIAF research code.
+    """
+
+    emits_spikes = False
+
+    def __init__(self, v_th: float = 0.5, decay: float = 0.3, *,
+                 mode: Literal["ntr", "tr"] = "ntr",
+                 activation: str | Callable[[Tensor], Tensor] = "relu",
+                 detach_reset: bool = True, **kwargs) -> None:
+        super().__init__(v_th=v_th, decay=decay, detach_reset=detach_reset, **kwargs)
+        if mode not in ("ntr", "tr"):
+            raise ValueError(f"mode must be 'ntr' or 'tr', got {mode!r}")
+        self.mode = mode
+        if isinstance(activation, str):
+            if activation not in ACTIVATIONS:
+                raise ValueError(
+                    f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)} "
+                    "or pass a callable"
+                )
+            self.activation_name = activation
+            self.activation = ACTIVATIONS[activation]
+        else:
+            self.activation_name = getattr(activation, "__name__", repr(activation))
+            self.activation = activation
+
+    def output(self, s: Tensor, u: Tensor) -> Tensor:
+        return self.activation(u - self.v_th if self.mode == "tr" else u)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}, activation={self.activation_name}, " + super().extra_repr()
