@@ -30,7 +30,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from .surrogate import Surrogate, get_surrogate, heaviside, spike
+from .surrogate import Surrogate, get_surrogate, spike
 
 __all__ = ["neuron_sequence", "neuron_sequence_naive", "Reset"]
 

@@ -167,7 +167,9 @@ def get_surrogate(surrogate: str | Surrogate, width: float | None = None) -> Sur
 
 def _check_positive(name: str, value: float) -> None:
     if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"surrogate parameter {name} must be a positive finite number, got {value}")
+        raise ValueError(
+            f"surrogate parameter {name} must be a positive finite number, got {value}"
+        )
 
 
 class _SpikeFn(torch.autograd.Function):
