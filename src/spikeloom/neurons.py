@@ -91,6 +91,9 @@ class BaseNeuron(nn.Module):
         self.surrogate = get_surrogate(surrogate, width)
         self.fire_ge = fire_ge
         self.last_spike_rate: Tensor | None = None
+        #: when True, the spikes of the last forward are kept in ``last_spikes`` [T, B, ...]
+        self.record = False
+        self.last_spikes: Tensor | None = None
 
     def decay_factor(self) -> float | Tensor:
         """The leak factor ``k`` used in this forward pass."""
@@ -126,6 +129,7 @@ class BaseNeuron(nn.Module):
             v0=state,
         )
         self.last_spike_rate = s.detach().mean()
+        self.last_spikes = s.detach() if self.record else None
         return s, u, v
 
     def output(self, s: Tensor, u: Tensor) -> Tensor:
