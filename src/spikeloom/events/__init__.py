@@ -1,5 +1,55 @@
-"""Event streams: the event-array type, file readers/writers, transforms and ODG conversion."""
+"""Event streams: the event-array type, file readers/writers, transforms and ODG conversion.
 
-from .core import EVENT_DTYPE
+* :mod:`spikeloom.events.core` — :class:`EventArray` (structured ``x, y, p, t`` + sensor size).
+* :mod:`spikeloom.events.io` — readers/writers for N-MNIST/N-Caltech101 ``.bin``, AEDAT 2/3.1/4,
+  CIFAR10-DVS, DVS128 Gesture, SHD ``.h5``, ES-ImageNet ``.npz`` and spikeloom's own ``.npz/.h5``.
+* :mod:`spikeloom.events.transforms` — events to frames / voxel grids and augmentations.
+* :mod:`spikeloom.events.odg` — ODG conversion of images (ES-ImageNet) and Edge-Integral.
+"""
 
-__all__ = ["EVENT_DTYPE"]
+from .core import (
+    EVENT_DTYPE,
+    TENSOR_COLUMNS,
+    EventArray,
+    SensorSize,
+    as_events,
+    check_sensor_size,
+    concatenate,
+    from_tensor,
+    make_events,
+    sort_by_time,
+    to_tensor,
+)
+from .io import (
+    EventFileError,
+    EventFileWarning,
+    SHDFile,
+    load_events,
+    read_aedat2,
+    read_aedat2_header,
+    read_aedat4,
+    read_aedat31,
+    read_cifar10dvs,
+    read_dvs_gesture,
+    read_es_imagenet_npz,
+    read_gesture_labels,
+    read_idx,
+    read_ncaltech101_bin,
+    read_nmnist_bin,
+    read_shd,
+    save_events,
+    write_aedat2,
+    write_aedat31,
+    write_es_imagenet_npz,
+    write_nmnist_bin,
+)
+
+__all__ = [
+    "EVENT_DTYPE", "TENSOR_COLUMNS", "EventArray", "SensorSize", "as_events", "check_sensor_size",
+    "concatenate", "from_tensor", "make_events", "sort_by_time", "to_tensor",
+    "EventFileError", "EventFileWarning", "SHDFile", "load_events", "read_aedat2",
+    "read_aedat2_header", "read_aedat4", "read_aedat31", "read_cifar10dvs", "read_dvs_gesture",
+    "read_es_imagenet_npz", "read_gesture_labels", "read_idx", "read_ncaltech101_bin",
+    "read_nmnist_bin", "read_shd", "save_events", "write_aedat2", "write_aedat31",
+    "write_es_imagenet_npz", "write_nmnist_bin",
+]

@@ -301,7 +301,9 @@ def from_tensor(tensor: torch.Tensor, sensor_size: Sequence[int]) -> EventArray:
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"expected a torch.Tensor [N, 4], got {type(tensor).__name__}")
     if tensor.ndim != 2 or tensor.shape[1] != 4:
-        raise ValueError(f"expected a tensor of shape [N, 4] (t, x, y, p), got {tuple(tensor.shape)}")
+        raise ValueError(
+            f"expected a tensor of shape [N, 4] (t, x, y, p), got {tuple(tensor.shape)}"
+        )
     if tensor.is_floating_point() or tensor.is_complex():
         raise ValueError(f"expected an integer tensor, got dtype {tensor.dtype}")
     a = tensor.detach().to("cpu", torch.int64).numpy()
