@@ -43,8 +43,23 @@ from .io import (
     write_es_imagenet_npz,
     write_nmnist_bin,
 )
+from .odg import (
+    ES_IMAGENET_TRAJECTORY,
+    ODGResult,
+    convert_image,
+    edge_integral,
+    odg,
+    odg_batch,
+    odg_frames,
+    resize_longer_side,
+    value_channel,
+)
+from .transforms import Compose, ToFrame, ToVoxelGrid, to_frame, to_voxel_grid
 
 __all__ = [
+    "ES_IMAGENET_TRAJECTORY", "ODGResult", "convert_image", "edge_integral", "odg", "odg_batch",
+    "odg_frames", "resize_longer_side", "value_channel",
+    "Compose", "ToFrame", "ToVoxelGrid", "to_frame", "to_voxel_grid",
     "EVENT_DTYPE", "TENSOR_COLUMNS", "EventArray", "SensorSize", "as_events", "check_sensor_size",
     "concatenate", "from_tensor", "make_events", "sort_by_time", "to_tensor",
     "EventFileError", "EventFileWarning", "SHDFile", "load_events", "read_aedat2",
