@@ -106,7 +106,7 @@ class TrainConfig:
     dataset_kwargs: dict[str, Any] = field(default_factory=dict)
     model: str = "liafnet"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 20
+    epochs: int = 10
     batch_size: int = 64
     optimizer: str = "adamw"
     lr: float = 3e-3
