@@ -566,7 +566,7 @@ def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = 
             loss = loss_sum * (d.world / global_n)
             if not torch.isfinite(loss_sum):
                 raise TrainingError(
-                    f"the loss became {float(loss_sum)} at epoch {epoch + 1}, step {i + 1}. "
+                    f"the loss became {float(loss_sum.detach())} at epoch {epoch + 1}, step {i + 1}. "
                     "Lower the learning rate (--lr), keep gradient clipping on (--grad-clip), "
                     "or check the input data for NaN/inf values."
                 )
