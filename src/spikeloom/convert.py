@@ -65,6 +65,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write_bytes
 from .events.odg import (
     ES_IMAGENET_CROP,
     ES_IMAGENET_MIN_EVENTS,
@@ -268,14 +269,9 @@ def _tmp_name(final: Path) -> Path:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = _tmp_name(path)
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # no fsync: a killed run never leaves a partial file (rename after write), and the
+    # recognisable temp name lets the next run clean leftovers
+    atomic_write_bytes(path, data, fsync=False, make_dirs=False, tmp_path=_tmp_name(path))
 
 
 def _load_image(path: str) -> np.ndarray:

@@ -60,7 +60,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -70,6 +69,8 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .atomic import atomic_write_text
 
 __all__ = [
     "CostReport",
@@ -448,21 +449,8 @@ class CostReport:
 
     def to_json(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_dict` as JSON atomically (temporary file + ``os.replace``)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, indent=2, allow_nan=False)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+        return atomic_write_text(path, text)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> CostReport:

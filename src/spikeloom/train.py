@@ -45,6 +45,7 @@ import yaml
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from .atomic import atomic_write, atomic_write_text
 from .neurons import BaseNeuron
 
 __all__ = [
@@ -172,34 +173,15 @@ class TrainConfig:
              "dataset_kwargs and model_kwargs must be mappings")
 
     def to_yaml(self, path: Path) -> None:
-        _atomic_write_text(path, yaml.safe_dump(asdict(self), sort_keys=False))
+        atomic_write_text(path, yaml.safe_dump(asdict(self), sort_keys=False))
 
 
 # --------------------------------------------------------------------------- small utilities
 
 
-def _atomic_write_bytes_via(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write_bytes_via(path, lambda f: f.write(text.encode()))
-
-
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
-    _atomic_write_bytes_via(path, lambda f: torch.save(obj, f))
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def _seed_everything(seed: int, deterministic: bool) -> None:
@@ -535,7 +517,7 @@ def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = 
         cfg_out = dataclasses.replace(cfg, out=str(run_dir))
         cfg_out.to_yaml(run_dir / "config.yaml")
         # metrics.jsonl always mirrors the checkpoint's history (drops epochs after a kill)
-        _atomic_write_text(run_dir / "metrics.jsonl",
+        atomic_write_text(run_dir / "metrics.jsonl",
                            "".join(json.dumps(h) + "\n" for h in history))
 
     net: nn.Module = model
@@ -566,7 +548,8 @@ def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = 
             loss = loss_sum * (d.world / global_n)
             if not torch.isfinite(loss_sum):
                 raise TrainingError(
-                    f"the loss became {float(loss_sum.detach())} at epoch {epoch + 1}, step {i + 1}. "
+                    f"the loss became {float(loss_sum.detach())} at epoch {epoch + 1}, "
+                    f"step {i + 1}. "
                     "Lower the learning rate (--lr), keep gradient clipping on (--grad-clip), "
                     "or check the input data for NaN/inf values."
                 )
@@ -641,7 +624,7 @@ def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = 
         "world_size": d.world,
     }
     if d.main:
-        _atomic_write_text(run_dir / "final.json", json.dumps(final, indent=2))
+        atomic_write_text(run_dir / "final.json", json.dumps(final, indent=2))
         if cfg.plots:
             from .plots import plot_run
 

@@ -36,7 +36,6 @@ import io
 import os
 import re
 import struct
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -47,6 +46,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..atomic import atomic_write
 from .core import (
     EVENT_DTYPE,
     EventArray,
@@ -133,24 +133,7 @@ def _damaged(path: PathLike, offset: int | None, detail: str, strict: bool, n_va
 
 def _atomic_write(path: PathLike, write: Callable[[io.BufferedWriter], None]) -> Path:
     """Call ``write(fh)`` on a temp file beside ``path`` and ``os.replace`` it into place."""
-    dest = Path(path)
-    directory = dest.parent if str(dest.parent) else Path(".")
-    if not directory.is_dir():
-        raise FileNotFoundError(f"directory {directory} does not exist (writing {dest})")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return dest
+    return atomic_write(path, write, make_dirs=False)
 
 
 def _read_bytes(path: PathLike) -> bytes:
