@@ -1,9 +1,12 @@
 """Benchmark: events -> frames with spikeloom's ``to_frame`` vs a plain ``np.add.at`` binning.
 
 Setting: 2 M random events (sorted timestamps over 1 s, 128x128 sensor, 2 polarities), 16 time
-bins, one CPU core. The baseline is the straightforward approach of typical tools: a time-bin
-index per event by integer division, then ``np.add.at`` on ``[T, P, H, W]``. Both results are
-checked to be identical before timing. Best of several runs is reported.
+bins, one CPU core. ``to_frame`` is timed on both of its code paths: the C extension
+``spikeloom.events._speedups`` (default when built) and the numpy path (what
+``SPIKELOOM_NO_SPEEDUPS=1`` selects). The baseline is the straightforward approach of typical
+tools: a time-bin index per event by integer division, then ``np.add.at`` on
+``[T, P, H, W]``. All results are checked to be identical before timing. Best of several runs
+is reported, in wall-clock and in process-CPU time (the primary figure on a shared machine).
 
 Run: ``python benchmarks/bench_transforms.py [--n 2000000] [--repeats 7]``
 """
@@ -20,6 +23,7 @@ from collections.abc import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from spikeloom.events import transforms  # noqa: E402
 from spikeloom.events.core import EVENT_DTYPE  # noqa: E402
 from spikeloom.events.transforms import to_frame  # noqa: E402
 
@@ -48,6 +52,26 @@ def add_at_baseline(ev: np.ndarray, n_bins: int) -> np.ndarray:
     return frames
 
 
+def on_path(use_c: bool, fn: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
+    """``fn`` run on the C path (``use_c``) or the numpy path (``SPIKELOOM_NO_SPEEDUPS=1``)."""
+    key = "SPIKELOOM_NO_SPEEDUPS"
+
+    def run() -> np.ndarray:
+        old = os.environ.get(key)
+        os.environ[key] = "0" if use_c else "1"
+        try:
+            if transforms.speedups_enabled() is not use_c:
+                raise SystemExit(f"could not select the {'C' if use_c else 'numpy'} path")
+            return fn()
+        finally:
+            if old is None:
+                del os.environ[key]
+            else:
+                os.environ[key] = old
+
+    return run
+
+
 def best_time(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     """Best wall-clock and best process-CPU seconds over ``repeats`` runs.
 
@@ -67,28 +91,40 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2_000_000, help="number of events")
     ap.add_argument("--bins", type=int, default=16, help="number of time bins")
-    ap.add_argument("--repeats", type=int, default=7, help="runs per timing (best is kept)")
+    ap.add_argument("--repeats", type=int, default=9, help="runs per timing (best is kept)")
     args = ap.parse_args()
     n, bins = args.n, args.bins
     ev = make_events(n)
     size = (W, H, P)
+    have_c = transforms._speedups is not None
+    paths = ([True] if have_c else []) + [False]
 
-    ours = to_frame(ev, size, n_time_bins=bins)
     ref = add_at_baseline(ev, bins)
-    if not np.array_equal(ours, ref) or int(ours.sum()) != n:
-        raise SystemExit("mismatch between to_frame and the np.add.at baseline")
+    for use_c in paths:
+        ours = on_path(use_c, lambda: to_frame(ev, size, n_time_bins=bins))()
+        if not np.array_equal(ours, ref) or int(ours.sum()) != n:
+            raise SystemExit(f"mismatch between to_frame (C={use_c}) and np.add.at")
 
     print(f"{n:,} events, {W}x{H}x{P} sensor, {bins} bins, OMP_NUM_THREADS=1, best of runs")
-    rows = [
-        ("to_frame n_time_bins", lambda: to_frame(ev, size, n_time_bins=bins), args.repeats),
-        ("to_frame n_event_bins", lambda: to_frame(ev, size, n_event_bins=bins), args.repeats),
-        (
-            "to_frame time_window",
-            lambda: to_frame(ev, size, time_window=1_000_000 // bins),
-            args.repeats,
-        ),
-        ("np.add.at baseline", lambda: add_at_baseline(ev, bins), max(2, args.repeats // 3)),
-    ]
+    if have_c:
+        print(f"C extension: {transforms._speedups.__file__}")
+    else:
+        print("C extension NOT built: numpy path only (pip install -e . with a C compiler)")
+    modes = {
+        "n_time_bins": dict(n_time_bins=bins),
+        "n_event_bins": dict(n_event_bins=bins),
+        "time_window": dict(time_window=1_000_000 // bins),
+    }
+    rows = []
+    for mode, kw in modes.items():
+        for use_c in paths:
+            name = f"{mode} {'C' if use_c else 'numpy'}"
+            rows.append(
+                (name, on_path(use_c, lambda kw=kw: to_frame(ev, size, **kw)), args.repeats)
+            )
+    rows.append(
+        ("np.add.at baseline", lambda: add_at_baseline(ev, bins), max(2, args.repeats // 3))
+    )
     print(f"  {'':24s} {'wall ms':>9s} {'M ev/s':>8s} | {'cpu ms':>9s} {'M ev/s':>8s}")
     rates = {}
     for name, fn, reps in rows:
@@ -98,12 +134,19 @@ def main() -> None:
             f"  {name:24s} {wall * 1e3:9.2f} {rates[name][0]:8.1f} | "
             f"{cpu * 1e3:9.2f} {rates[name][1]:8.1f}"
         )
-    ours_r, base_r = rates["to_frame n_time_bins"], rates["np.add.at baseline"]
-    print(
-        f"  speed-up of to_frame (n_time_bins) over np.add.at: {ours_r[0] / base_r[0]:.1f}x "
-        f"(wall), {ours_r[1] / base_r[1]:.1f}x (cpu)"
-    )
-    print(f"  output dtype {ours.dtype}, shape {ours.shape}, max count {int(ours.max())}")
+    base = rates["np.add.at baseline"]
+
+    def ratio(a: str, b: tuple[float, float]) -> str:
+        return f"{rates[a][1] / b[1]:5.1f}x cpu, {rates[a][0] / b[0]:5.1f}x wall"
+
+    print("  speed-ups (rate ratios):")
+    for mode in modes:
+        if have_c:
+            print(f"    {mode:13s} {'C / numpy':17s} {ratio(mode + ' C', rates[mode + ' numpy'])}")
+            print(f"    {mode:13s} {'C / np.add.at':17s} {ratio(mode + ' C', base)}")
+        print(f"    {mode:13s} {'numpy / np.add.at':17s} {ratio(mode + ' numpy', base)}")
+    out = to_frame(ev, size, n_time_bins=bins)
+    print(f"  output dtype {out.dtype}, shape {out.shape}, max count {int(out.max())}")
 
 
 if __name__ == "__main__":

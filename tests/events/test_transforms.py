@@ -359,6 +359,298 @@ def test_large_stream_matches_add_at_reference() -> None:
 
 
 # ------------------------------------------------------------------------------------------
+# C extension (spikeloom.events._speedups) vs numpy path
+# ------------------------------------------------------------------------------------------
+
+needs_c = pytest.mark.skipif(
+    tr._speedups is None, reason="C extension spikeloom.events._speedups is not built"
+)
+NO_SPEEDUPS = "SPIKELOOM_NO_SPEEDUPS"
+
+
+def run_path(use_c: bool, fn):
+    """Run ``fn`` on one code path; return ``(result, None)`` or ``(None, error text)``."""
+    with pytest.MonkeyPatch.context() as mp:
+        if use_c:
+            mp.delenv(NO_SPEEDUPS, raising=False)
+        else:
+            mp.setenv(NO_SPEEDUPS, "1")
+        assert tr.speedups_enabled() is use_c
+        try:
+            return fn(), None
+        except (ValueError, OverflowError) as err:
+            return None, f"{type(err).__name__}: {err}"
+
+
+def frames_both_paths(ev: np.ndarray, size, **kw):
+    """to_frame on the C and the numpy path; asserts identical frames/dtype or errors."""
+    fc, ec = run_path(True, lambda: tr.to_frame(ev, size, **kw))
+    fn, en = run_path(False, lambda: tr.to_frame(ev, size, **kw))
+    assert ec == en, kw
+    if fc is not None:
+        assert fc.dtype == fn.dtype and fc.shape == fn.shape, kw
+        np.testing.assert_array_equal(fc, fn)
+    return fc, ec
+
+
+def random_options(rng: np.random.Generator) -> dict:
+    mode = str(rng.choice(["time_window", "n_time_bins", "event_count", "n_event_bins"]))
+    kw: dict = {}
+    if mode == "time_window":
+        kw[mode] = int(rng.choice([1, 7, 60, 333]))
+        if rng.random() < 0.4:
+            kw["overlap"] = int(rng.integers(0, kw[mode]))
+    elif mode == "event_count":
+        kw[mode] = int(rng.choice([1, 5, 40]))
+        if rng.random() < 0.4:
+            kw["overlap"] = int(rng.integers(0, kw[mode]))
+    else:
+        kw[mode] = int(rng.choice([1, 3, 9, 70]))
+    if mode in ("time_window", "event_count"):
+        r = rng.random()
+        if r < 0.25:
+            kw["n_frames"] = int(rng.integers(0, 6))
+        elif r < 0.5:
+            kw["include_incomplete"] = False
+    if mode in ("time_window", "n_time_bins") and rng.random() < 0.3:
+        kw["start_time"] = int(rng.integers(-50, 800))
+    if mode == "n_time_bins" and rng.random() < 0.5:
+        kw["time_bins_rule"] = "floor"
+    return kw
+
+
+@needs_c
+def test_c_path_equals_numpy_path_random_streams() -> None:
+    rng = np.random.default_rng(20)
+    n_errors = 0
+    for trial in range(1200):
+        size = (int(rng.integers(1, 9)), int(rng.integers(1, 7)), int(rng.choice([1, 2, 3])))
+        n = int(rng.choice([0, 1, 2, 17, 150, 900]))
+        ev = random_stream(rng, n, size, int(rng.choice([1, 40, 1000])), sort=rng.random() < 0.8)
+        if n and rng.random() < 0.3:  # a few out-of-range events of random kinds
+            for i in rng.integers(0, n, int(rng.integers(1, 4))):
+                field = str(rng.choice(["x", "y", "p"]))
+                limit = dict(x=size[0], y=size[1], p=size[2])[field]
+                ev[field][i] = limit + int(rng.integers(0, 3))
+        kw = random_options(rng)
+        frames, err = frames_both_paths(ev, size, **kw)
+        if err is not None:
+            n_errors += 1
+            assert "ValueError: event " in err
+        elif trial % 4 == 0 and "n_frames" not in kw and "start_time" not in kw:
+            # independent check where the reference supports the options
+            mode = next(
+                k for k in kw if k in ("time_window", "n_time_bins", "event_count", "n_event_bins")
+            )
+            if kw.get("include_incomplete", True) and kw.get("time_bins_rule") is None:
+                srt = ev  # the event-index modes keep the input order
+                if mode in ("time_window", "n_time_bins"):
+                    srt = ev[np.argsort(ev["t"], kind="stable")]
+                members = ref_members(srt, mode, kw[mode], kw.get("overlap", 0))
+                np.testing.assert_array_equal(frames, ref_frames(srt, size, members))
+    assert 150 < n_errors < 450  # the error branches were exercised, not only the happy path
+
+
+@needs_c
+@pytest.mark.parametrize("kind", ["views", "event_array", "read_only"])
+def test_c_path_other_array_layouts(kind: str) -> None:
+    rng = np.random.default_rng(21)
+    size = (9, 7, 2)
+    base = random_stream(rng, 2000, size, 5000)
+    if kind == "views":  # strided and reversed (hence unsorted) views, never copied first
+        arrays = [base[::3], base[::-1], base[5:1500:7]]
+    elif kind == "event_array":
+        arrays = [make_events(base["x"], base["y"], base["p"], base["t"], size)]
+    else:
+        ro = base.copy()
+        ro.flags.writeable = False
+        arrays = [ro]
+    for ev in arrays:
+        for kw in (
+            dict(time_window=300, overlap=100),
+            dict(n_time_bins=5),
+            dict(event_count=77),
+            dict(n_event_bins=4),
+        ):
+            frames, err = frames_both_paths(ev, size, **kw)
+            assert err is None and int(frames.sum()) >= len(ev)
+
+
+@needs_c
+def test_c_path_counts_all_output_dtypes() -> None:
+    # automatic dtype: the longest frame picks uint8/16/32 for the counting buffer, then the
+    # result shrinks to the largest count; both paths must agree on both steps
+    rng = np.random.default_rng(22)
+    for n, size, dtype in (
+        (200, (3, 2, 2), np.uint8),
+        (6000, (3, 2, 2), np.uint16),
+        (70_000, (4, 4, 1), np.uint16),
+        (70_000, (1, 1, 1), np.uint32),
+    ):
+        ev = random_stream(rng, n, size, 100)
+        frames, err = frames_both_paths(ev, size, n_time_bins=1)
+        assert err is None and frames.dtype == dtype and int(frames.sum()) == n
+        ref = ref_frames(ev, size, [np.ones(n, bool)])
+        np.testing.assert_array_equal(frames, ref)
+    ev = random_stream(rng, 500, (4, 3, 2), 100)
+    for dtype in (np.uint8, np.int16, np.uint32, np.int64, np.float32, np.float64):
+        frames, err = frames_both_paths(ev, (4, 3, 2), event_count=60, overlap=20, dtype=dtype)
+        assert err is None and frames.dtype == dtype
+    same = events_of([1] * 300, [2] * 300, [1] * 300, np.arange(300))
+    _, err = frames_both_paths(same, SIZE, n_time_bins=1, dtype=np.uint8)
+    assert err is not None and err.startswith("OverflowError: a pixel holds 300 events")
+
+
+@needs_c
+@pytest.mark.parametrize("out_dtype", [np.uint8, np.uint16, np.uint32, np.uint64])
+def test_c_count_frames_direct_every_counter_type(out_dtype) -> None:
+    rng = np.random.default_rng(23)
+    size = w, h, p = (6, 5, 2)
+    ev = random_stream(rng, 4000, size, 10**4)
+    lo = np.array([0, 100, 100, 1500, 3999, 4000], np.int64)  # overlapping and empty frames
+    hi = np.array([250, 100, 2000, 4000, 4000, 4000], np.int64)
+    out = np.zeros((len(lo), p * h * w), out_dtype)
+    assert tr._speedups.count_frames(ev, lo, hi, w, h, p, out) == (-1, -1)
+    ref = np.zeros((len(lo), p, h, w), np.int64)
+    for j in range(len(lo)):
+        e = ev[lo[j] : hi[j]]
+        np.add.at(ref[j], (e["p"].astype(int), e["y"].astype(int), e["x"].astype(int)), 1)
+    np.testing.assert_array_equal(out.reshape(ref.shape), ref)
+    # counts are added to what is there; P=1 merges the polarities
+    tr._speedups.count_frames(ev, lo, hi, w, h, p, out)
+    np.testing.assert_array_equal(out.reshape(ref.shape), 2 * ref)
+    merged = np.zeros((len(lo), h * w), out_dtype)
+    tr._speedups.count_frames(ev, lo, hi, w, h, 1, merged)
+    np.testing.assert_array_equal(merged.reshape(len(lo), h, w), ref.sum(axis=1))
+
+
+@needs_c
+def test_c_kernels_report_first_problem() -> None:
+    s = tr._speedups
+    #                x  y  p   t
+    ev = events_of([0, 1, 5, 2, 0], [0, 4, 0, 0, 0], [0, 1, 1, 2, 0], [3, 4, 4, 2, 9])
+    out = np.zeros((2, 2 * 4 * 5), np.uint8)
+    lo, hi = np.array([0, 2], np.int64), np.array([2, 5], np.int64)
+    assert s.count_frames(ev, lo, hi, 5, 4, 2, out) == (1, -1)  # y=4 >= H
+    assert s.count_frames(ev, lo[1:], hi[1:], 5, 4, 2, out[1:]) == (2, -1)  # x=5 >= W
+    # order is checked before the range, pair (i-1, i) also across the frame start
+    big = np.zeros((1, 3 * 5 * 6), np.uint8)
+    assert s.count_frames(ev, lo[1:], hi[1:], 6, 5, 3, big, True) == (-1, 3)
+    assert s.count_frames(ev, lo[:1], hi[:1], 6, 5, 3, big, True) == (-1, -1)
+    assert big.sum() == 2 + 1  # event 2 counted before the unsorted event 3 stopped the loop
+    lo3, hi5 = np.array([3], np.int64), np.array([5], np.int64)
+    assert s.count_frames(ev, lo3, hi5, 6, 5, 3, big, True) == (-1, 3)  # t[3] < t[2]
+    assert s.count_frames(ev, lo3, hi5, 6, 5, 3, big) == (-1, -1)
+    assert s.scan_events(ev, 0, 5, 5, 4, 2) == (3, 1)
+    assert s.scan_events(ev, 2, 5, 6, 5, 2) == (3, 3)  # p=2 >= P=2 at the unsorted event
+    assert s.scan_events(ev, 0, 3, 6, 5, 3) == (-1, -1)
+    assert s.scan_events(ev, 3, 3, 1, 1, 1) == (-1, -1)  # empty range
+    assert s.scan_events(ev, 0, 5, 6, 5, 1) == (3, -1)  # P=1: any polarity is fine
+
+
+@needs_c
+def test_c_kernels_reject_bad_arguments() -> None:
+    s = tr._speedups
+    ev = events_of([0, 1], [0, 0], [0, 1], [0, 1])
+    lo, hi = np.array([0], np.int64), np.array([2], np.int64)
+    out = np.zeros((1, 40), np.uint16)
+    with pytest.raises(ValueError, match="13-byte"):
+        s.count_frames(np.zeros(4, np.int64), lo, hi, 5, 4, 2, out)
+    with pytest.raises(ValueError, match="13-byte"):
+        s.scan_events(ev.reshape(1, 2), 0, 2, 5, 4, 2)
+    with pytest.raises(ValueError, match="int64"):
+        s.count_frames(ev, lo.astype(np.int32), hi, 5, 4, 2, out)
+    with pytest.raises(ValueError, match="0 <= lo <= hi <= N"):
+        s.count_frames(ev, lo, np.array([3], np.int64), 5, 4, 2, out)
+    with pytest.raises(ValueError, match="same length"):
+        s.count_frames(ev, lo, np.array([1, 2], np.int64), 5, 4, 2, out)
+    with pytest.raises(ValueError, match="J\\*P\\*H\\*W"):
+        s.count_frames(ev, lo, hi, 5, 4, 2, np.zeros((1, 39), np.uint16))
+    with pytest.raises(ValueError, match="unsigned"):
+        s.count_frames(ev, lo, hi, 5, 4, 2, np.zeros((1, 40), np.int16))
+    with pytest.raises(ValueError, match="unsigned"):
+        s.count_frames(ev, lo, hi, 5, 4, 2, np.zeros((1, 40), np.float32))
+    with pytest.raises((ValueError, BufferError)):  # not writable
+        ro = np.zeros((1, 40), np.uint8)
+        ro.flags.writeable = False
+        s.count_frames(ev, lo, hi, 5, 4, 2, ro)
+    with pytest.raises(ValueError, match="C-contiguous|contiguous"):
+        s.count_frames(ev, lo, hi, 5, 4, 2, np.zeros((1, 80), np.uint16)[:, ::2])
+    with pytest.raises(ValueError, match="sensor size"):
+        s.count_frames(ev, lo, hi, 0, 4, 2, out)
+    with pytest.raises(ValueError, match="start <= stop"):
+        s.scan_events(ev, 1, 3, 5, 4, 2)
+
+
+@pytest.mark.parametrize("use_c", [pytest.param(True, marks=needs_c), False])
+def test_range_errors_name_the_first_bad_event(use_c: bool) -> None:
+    #                x  y  p   t
+    ev = events_of([0, 1, 9, 2, 7], [0, 8, 9, 0, 0], [0, 0, 0, 5, 0], [0, 1, 2, 3, 4])
+    cases = [
+        (ev, dict(n_time_bins=2), "event 1 has y=8 >= H=4"),
+        (ev[2:], dict(n_event_bins=2), "event 0 has x=9 >= W=5"),  # x before y
+        (ev[3:], dict(time_window=10), "event 0 has p=5 >= P=2"),
+        (ev[3:], dict(event_count=1, n_frames=1), "event 0 has p=5 >= P=2"),
+        (ev[3:], dict(event_count=1, overlap=0), "event 0 has p=5 >= P=2"),
+        (ev[[3, 2, 1]], dict(time_window=10), "event 0 has p=5 >= P=2"),  # unsorted: input order
+        (ev[[0, 3, 1]], dict(event_count=2, overlap=1), "event 1 has p=5 >= P=2"),
+        # with n_frames the frames' events are validated after sorting: sorted index
+        (
+            events_of([7, 0, 1], [0] * 3, [0] * 3, [5, 0, 3]),
+            dict(time_window=10, n_frames=1),
+            "event 2 has x=7 >= W=5",
+        ),
+    ]
+    for events, kw, message in cases:
+        _, err = run_path(use_c, lambda e=events, k=kw: tr.to_frame(e, SIZE, **k))
+        assert err is not None and err.startswith(f"ValueError: {message} (sensor_size"), err
+    # events outside every frame: validated when no n_frames/start_time cuts the stream
+    tail = events_of([0, 1, 1, 7], [0, 0, 0, 0], [0, 0, 0, 0], [0, 5, 10, 15])
+    _, err = run_path(
+        use_c, lambda: tr.to_frame(tail, SIZE, time_window=10, include_incomplete=False)
+    )
+    assert err is not None and "event 3 has x=7" in err
+    f, err = run_path(use_c, lambda: tr.to_frame(tail, SIZE, time_window=10, n_frames=1))
+    assert err is None and int(f.sum()) == 2
+    # event-index modes validate the events of the frames only (one window [0, 3) here)
+    f, err = run_path(
+        use_c, lambda: tr.to_frame(tail, SIZE, event_count=3, include_incomplete=False)
+    )
+    assert err is None and int(f.sum()) == 3
+    f, err = run_path(use_c, lambda: tr.to_frame(tail, (5, 4, 1), n_time_bins=1, start_time=11))
+    assert err is not None and "event 3 has x=7" in err
+
+
+@pytest.mark.parametrize("use_c", [pytest.param(True, marks=needs_c), False])
+def test_unsorted_events_outside_the_frames_are_detected(use_c: bool) -> None:
+    # only a prefix / suffix is used, and the disorder lies outside the frames that the
+    # (bisection) slicing of the unsorted times gives; sorting first changes the frames
+    tail = events_of([0, 1, 2, 3, 4], [0] * 5, [1] * 5, [0, 6, 12, 7, 30])
+    f, err = run_path(use_c, lambda: tr.to_frame(tail, SIZE, time_window=10, n_frames=1))
+    assert err is None and f[0, 1, 0].tolist() == [1, 1, 0, 1, 0]
+    head = events_of([0, 1, 2, 3], [0] * 4, [1] * 4, [50, 3, 60, 70])
+    f, err = run_path(use_c, lambda: tr.to_frame(head, SIZE, n_time_bins=1, start_time=55))
+    assert err is None and f[0, 1, 0].tolist() == [0, 0, 1, 1, 0]
+    f, err = run_path(use_c, lambda: tr.to_frame(head, SIZE, time_window=100))
+    assert err is None and f.shape[0] == 1 and int(f.sum()) == 4  # t0 = 3, not 50
+
+
+def test_speedups_env_switch_and_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(NO_SPEEDUPS, "1")
+    assert not tr.speedups_enabled()
+    for value in ("", "0"):
+        monkeypatch.setenv(NO_SPEEDUPS, value)
+        assert tr.speedups_enabled() is (tr._speedups is not None)
+    # a compiled extension lying in the package must be the one that is imported
+    built = list(Path(tr.__file__).parent.glob("_speedups*.so")) + list(
+        Path(tr.__file__).parent.glob("_speedups*.pyd")
+    )
+    if built:
+        assert tr._speedups is not None
+        assert Path(tr._speedups.__file__).parent == Path(tr.__file__).parent
+
+
+# ------------------------------------------------------------------------------------------
 # voxel grid
 # ------------------------------------------------------------------------------------------
 
