@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -162,8 +163,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return {"train": _train, "eval": _eval, "cost": _cost}[args.command](args)
-    except (ConfigError, TrainingError, FileNotFoundError) as e:
+    except (ConfigError, TrainingError, FileNotFoundError, ValueError) as e:
+        if os.environ.get("SPIKELOOM_DEBUG"):
+            raise
         print(f"spikeloom {args.command}: error: {e}", file=sys.stderr)
+        print("(set SPIKELOOM_DEBUG=1 for the full traceback)", file=sys.stderr)
         return 2
 
 
