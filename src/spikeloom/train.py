@@ -20,8 +20,10 @@ reaches the same final metrics as an uninterrupted one.
 Data-parallel training: launched with ``torchrun --nproc_per_node N``, every process takes an
 equal slice of each *global* batch (``batch_size`` is the global batch size), gradients are
 averaged by DistributedDataParallel (gloo on CPU, nccl on CUDA) and the loss is weighted so that
-the update equals the single-process update on the same global batch. Normalisation statistics
-(BN/tdBN) are computed per process, as with PyTorch's own DDP.
+the update equals the single-process update on the same global batch (a last global batch
+smaller than the number of processes is skipped). Normalisation statistics (BN/tdBN) are
+computed per process, as with PyTorch's own DDP. Evaluation is sharded the same way and the
+counts are summed over processes.
 """
 
 from __future__ import annotations
@@ -300,10 +302,11 @@ def _global_batches(n: int, batch_size: int, seed: int, epoch: int,
 
 
 class _RankBatches(torch.utils.data.Sampler[list[int]]):
-    """This process's contiguous slice of every global batch."""
+    """This process's contiguous slice of every global batch (empty slices are skipped)."""
 
     def __init__(self, batches: list[np.ndarray], rank: int, world: int) -> None:
-        self.batches = [np.array_split(b, world)[rank].tolist() for b in batches]
+        slices = (np.array_split(b, world)[rank].tolist() for b in batches)
+        self.batches = [b for b in slices if b]
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches)
@@ -491,6 +494,9 @@ def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = 
     d = _init_distributed(str(device))
     if d.enabled and device.type == "cuda":
         device = torch.device("cuda", d.local_rank)
+    if d.world > cfg.batch_size:
+        raise ConfigError(f"batch_size {cfg.batch_size} is the global batch and must be at least "
+                          f"the number of processes ({d.world})")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     _seed_everything(cfg.seed, cfg.deterministic)
@@ -534,6 +540,8 @@ def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = 
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         batches = _global_batches(len(data["train"]), cfg.batch_size, cfg.seed, epoch, True)
+        if d.enabled:  # every process needs a sample in every step (DDP steps in lockstep)
+            batches = [b for b in batches if len(b) >= d.world]
         loader = _loader(data["train"], batches, d, cfg, cfg.seed + epoch)
         sums = [0.0, 0.0, 0.0]  # loss*n, correct, n
         rate_acc, steps = 0.0, 0
@@ -571,7 +579,7 @@ def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = 
                             fr=f"{rate:.3f}")
         tot = d.all_sum(sums + [rate_acc, float(steps)])
         val_loader = _loader(data["val"], eval_batches["val"], d, cfg, 0)
-        val = evaluate(net, val_loader, cfg.loss, device, d)
+        val = evaluate(model, val_loader, cfg.loss, device, d)
         record = {
             "epoch": epoch + 1,
             "train_loss": tot[0] / tot[2],
@@ -615,7 +623,7 @@ def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = 
     # model selection on validation; the test split is evaluated once, here
     best = torch.load(ckpt_dir / "best.pt", map_location=device, weights_only=False)
     model.load_state_dict(best["model"])
-    test = evaluate(net, _loader(data["test"], eval_batches["test"], d, cfg, 0), cfg.loss,
+    test = evaluate(model, _loader(data["test"], eval_batches["test"], d, cfg, 0), cfg.loss,
                     device, d)
     final = {
         "test_acc": test["acc"], "test_loss": test["loss"], "test_n": test["n"],
