@@ -1,0 +1,375 @@
+"""On-disk cache of preprocessed event frames (one ``.npy``/``.npz`` file per sample).
+
+Layout::
+
+    CACHE_DIR/<dataset>/<key>/
+        meta.json          what the key stands for (dataset, transform, dtype, version, ...)
+        0000000.npy        frames of sample 0 of the source part, compact integer dtype
+        0000001.npy        ...
+
+``key`` is a hash of the dataset name, the list of source files (names and sizes) the sample
+indices refer to, the transform's ``cache_key()``, the output dtype and :data:`CACHE_VERSION`
+(:func:`make_cache_key`), so changing any of them selects a fresh folder and a stale frame is
+never returned.
+
+Writes are atomic (:func:`spikeloom.atomic.atomic_write`): a sample is written to a temporary
+file in the same folder (named ``.<file>.<host>.<pid>.<random>.tmp``) and moved into place with
+:func:`os.replace`. An
+interrupted run therefore leaves no partial sample under its final name, only a temporary file,
+which is ignored by readers and removed by the next :class:`FrameCache` opened on that folder
+(when its process is dead, or when it is older than ``stale_after`` seconds); a re-run computes
+only the samples that are missing. Several DataLoader workers or processes may fill the same
+cache at once: each writes its own temporary file and the rename is atomic, so concurrent
+writers of one sample simply replace identical content (last writer wins).
+
+Frames are stored in the most compact dtype that holds them exactly (``uint8``/``uint16``/
+``uint32`` for non-negative integer counts, signed types for signed integers, the original
+float dtype otherwise); readers convert back to the dataset's output dtype.
+
+The default cache folder is ``$SPIKELOOM_CACHE`` if set, else ``~/.cache/spikeloom``;
+``cache_dir=False`` disables caching (see :func:`resolve_cache_dir`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import socket
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..atomic import atomic_write
+
+__all__ = [
+    "CACHE_ENV",
+    "CACHE_VERSION",
+    "FrameCache",
+    "compact_array",
+    "default_cache_dir",
+    "make_cache_key",
+    "resolve_cache_dir",
+    "transform_cache_key",
+]
+
+CACHE_ENV = "SPIKELOOM_CACHE"
+"""Environment variable that overrides the default cache folder."""
+
+CACHE_VERSION = 1
+"""Bumped whenever the cache file format or the meaning of a cached sample changes."""
+
+_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def default_cache_dir() -> Path:
+    """``$SPIKELOOM_CACHE`` if set (and not empty), else ``~/.cache/spikeloom``."""
+    env = os.environ.get(CACHE_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "spikeloom"
+
+
+def resolve_cache_dir(cache_dir: str | os.PathLike | bool | None) -> Path | None:
+    """Turn a dataset's ``cache_dir`` argument into a folder, or ``None`` (no caching).
+
+    Args:
+        cache_dir: ``None`` or ``True``: :func:`default_cache_dir`; ``False``: disabled;
+            a path: that folder (created on first write).
+    """
+    if cache_dir is None or cache_dir is True:
+        return default_cache_dir()
+    if cache_dir is False:
+        return None
+    if isinstance(cache_dir, (str, os.PathLike)):
+        if str(cache_dir) == "":
+            raise ValueError("cache_dir is an empty string; pass a folder, None or False")
+        return Path(cache_dir).expanduser()
+    raise TypeError(
+        f"cache_dir must be a folder path, None (default folder) or False (no cache), got "
+        f"{cache_dir!r}"
+    )
+
+
+def transform_cache_key(transform: Any) -> str | None:
+    """A stable string describing ``transform`` for the cache key, or ``None`` if unknown.
+
+    Uses ``transform.cache_key()`` if it exists, else a JSON dump of ``transform.params()``
+    (prefixed with the class name). Plain functions and lambdas have neither and give ``None``:
+    their output cannot be cached safely.
+    """
+    if transform is None:
+        return "none"
+    fn = getattr(transform, "cache_key", None)
+    if callable(fn):
+        key = fn()
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"{type(transform).__name__}.cache_key() must return a string")
+        return key
+    params = getattr(transform, "params", None)
+    if callable(params):
+        body = json.dumps(params(), sort_keys=True, separators=(",", ":"), default=str)
+        return f"{type(transform).__module__}.{type(transform).__qualname__}:{body}"
+    return None
+
+
+def make_cache_key(
+    dataset: str,
+    files: Iterable[str],
+    transform_key: str,
+    dtype: Any,
+    version: int = CACHE_VERSION,
+) -> str:
+    """Hash (24 hex digits of SHA-256) of everything that determines the cached frames.
+
+    Args:
+        dataset: dataset name (e.g. ``"nmnist"``).
+        files: one string per sample of the source part, in index order (e.g.
+            ``"Train/0/00002.bin:25140"``: relative path and size); sample ``i`` of the cache
+            is the ``i``-th entry.
+        transform_key: :func:`transform_cache_key` of the frame transform.
+        dtype: the frames' output dtype (e.g. ``"float32"``).
+        version: :data:`CACHE_VERSION` (or a dataset-specific version).
+    """
+    h = hashlib.sha256()
+    for part in (f"spikeloom-cache/{int(version)}", dataset, transform_key, np.dtype(dtype).str):
+        h.update(part.encode())
+        h.update(b"\0")
+    n = 0
+    for f in files:
+        h.update(str(f).encode())
+        h.update(b"\n")
+        n += 1
+    h.update(f"n={n}".encode())
+    return h.hexdigest()[:24]
+
+
+def compact_array(frames: np.ndarray) -> np.ndarray:
+    """Return ``frames`` in the smallest dtype that represents every value exactly.
+
+    Non-negative integer values (also stored as floats) → ``uint8``/``uint16``/``uint32``;
+    integers with negatives → ``int8``/``int16``/``int32``; anything else (fractions, NaN,
+    huge values) keeps its dtype. Booleans become ``uint8``.
+    """
+    a = np.asarray(frames)
+    if a.dtype == np.bool_:
+        return a.astype(np.uint8)
+    if a.size == 0 or a.dtype.kind not in "uif":
+        return a
+    if a.dtype.kind == "f":
+        if not np.all(np.isfinite(a)) or not np.array_equal(a, np.round(a)):
+            return a
+    lo, hi = a.min(), a.max()
+    candidates = (np.uint8, np.uint16, np.uint32) if lo >= 0 else (np.int8, np.int16, np.int32)
+    for d in candidates:
+        info = np.iinfo(d)
+        if info.min <= lo and hi <= info.max:
+            if np.dtype(d).itemsize < a.dtype.itemsize or a.dtype.kind == "f":
+                return a.astype(d)
+            return a
+    return a
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname() or "host")[:40] or "host"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+class FrameCache:
+    """Per-sample frame files under ``root/<dataset>/<key>/`` (see the module docstring).
+
+    Args:
+        root: the cache folder (e.g. :func:`default_cache_dir`).
+        dataset: dataset name (first path component).
+        key: :func:`make_cache_key` result (second path component).
+        meta: JSON-compatible description written once to ``meta.json`` (for humans).
+        compress: store ``np.savez_compressed`` files (``.npz``) instead of raw ``.npy``;
+            worth it for sparse binary frames (ES-ImageNet), slower to read otherwise.
+        stale_after: seconds after which a leftover temporary file of another host (or of an
+            unknown owner) is considered abandoned and removed.
+        fsync: ``fsync`` each file before renaming it. Off by default: a killed process
+            never leaves a partial file either way (the rename comes after the write); fsync
+            only matters for power loss, and a damaged file is detected on read and rebuilt.
+
+    Usage::
+
+        cache = FrameCache(default_cache_dir(), "nmnist", key)
+        frames = cache.get_or_compute(i, lambda: transform(read(i)))
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        dataset: str,
+        key: str,
+        *,
+        meta: dict[str, Any] | None = None,
+        compress: bool = False,
+        stale_after: float = 3600.0,
+        fsync: bool = False,
+    ) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", dataset) or dataset in (".", ".."):
+            raise ValueError(f"dataset name {dataset!r} must be a plain folder name")
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", key):
+            raise ValueError(f"cache key {key!r} must be a plain folder name (hex digest)")
+        self.root = Path(root)
+        self.dataset = dataset
+        self.key = key
+        self.folder = self.root / dataset / key
+        self.compress = bool(compress)
+        self.suffix = ".npz" if self.compress else ".npy"
+        self.stale_after = float(stale_after)
+        self.fsync = bool(fsync)
+        self._host = _host_tag()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(
+                f"cannot create the frame cache folder {self.folder} ({exc}); pass another "
+                f"cache_dir=..., set ${CACHE_ENV}, or disable caching with cache_dir=False"
+            ) from exc
+        if meta is not None and not (self.folder / "meta.json").exists():
+            body = dict(meta, key=key, dataset=dataset, cache_version=CACHE_VERSION,
+                        compress=self.compress)
+            text = json.dumps(body, indent=2, sort_keys=True, default=str).encode()
+            self._atomic_write(self.folder / "meta.json", lambda fh: fh.write(text))
+        self.clean_stale_temps()
+
+    # ---------------------------------------------------------------- paths and housekeeping
+
+    def path(self, index: int) -> Path:
+        """File of sample ``index`` (it may not exist yet)."""
+        i = int(index)
+        if i < 0:
+            raise IndexError(f"cache index must be >= 0, got {index}")
+        return self.folder / f"{i:07d}{self.suffix}"
+
+    def __contains__(self, index: int) -> bool:
+        return self.path(index).is_file()
+
+    def cached_indices(self) -> list[int]:
+        """Indices of the samples present (complete files only)."""
+        out = []
+        for p in self.folder.glob(f"*{self.suffix}"):
+            if p.stem.isdigit():
+                out.append(int(p.stem))
+        return sorted(out)
+
+    def temp_files(self) -> list[Path]:
+        """Temporary files currently in the folder (in-flight or abandoned writes)."""
+        return sorted(p for p in self.folder.glob(".*.tmp") if p.is_file())
+
+    def clean_stale_temps(self) -> int:
+        """Remove abandoned temporary files; return how many were removed.
+
+        A temporary file is abandoned when it was written by a process of this host that no
+        longer runs, or (other hosts, unrecognised names) when it is older than
+        ``stale_after`` seconds. Temporary files of live writers are left alone.
+        """
+        removed = 0
+        now = time.time()
+        for p in self.temp_files():
+            m = _TMP_RE.match(p.name)
+            try:
+                age = now - p.stat().st_mtime
+            except FileNotFoundError:
+                continue  # its writer just renamed it
+            if m and m.group("host") == self._host:
+                stale = not _pid_alive(int(m.group("pid")))
+            else:
+                stale = age > self.stale_after
+            if stale:
+                try:
+                    p.unlink()
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
+
+    def clear(self) -> None:
+        """Delete every cached sample of this key (not the folder itself)."""
+        for p in list(self.folder.glob(f"*{self.suffix}")) + self.temp_files():
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+
+    # ---------------------------------------------------------------- read / write
+
+    def _atomic_write(self, dest: Path, write: Callable[[Any], Any]) -> None:
+        # a recognisable temp name (host, pid) lets clean_stale_temps() tell abandoned files
+        # from in-flight writes of live processes; the random token keeps writers apart
+        tmp = dest.parent / f".{dest.name}.{self._host}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        atomic_write(dest, write, fsync=self.fsync, make_dirs=False, tmp_path=tmp)
+
+    def load(self, index: int) -> np.ndarray | None:
+        """The cached frames of sample ``index``, or ``None`` when absent.
+
+        A damaged file (e.g. truncated by a power loss) is reported with a warning, deleted and
+        treated as absent, so the caller recomputes it.
+        """
+        p = self.path(index)
+        try:
+            with open(p, "rb") as fh:
+                if self.compress:
+                    with np.load(fh, allow_pickle=False) as z:
+                        return z["frames"]
+                return np.load(fh, allow_pickle=False)
+        except FileNotFoundError:
+            return None
+        except (ValueError, OSError, EOFError, KeyError) as exc:
+            warnings.warn(
+                f"frame cache file {p} is damaged ({exc}); it is deleted and recomputed",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+            return None
+
+    def save(self, index: int, frames: np.ndarray) -> Path:
+        """Store ``frames`` for sample ``index`` atomically (compact dtype); return the path."""
+        arr = np.ascontiguousarray(compact_array(np.asarray(frames)))
+        dest = self.path(index)
+        if self.compress:
+            self._atomic_write(dest, lambda fh: np.savez_compressed(fh, frames=arr))
+        else:
+            self._atomic_write(dest, lambda fh: np.save(fh, arr, allow_pickle=False))
+        return dest
+
+    def get_or_compute(self, index: int, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """Cached frames of ``index``; on a miss call ``compute()``, store and return its result.
+
+        The returned array is the *stored* (compact) one in both cases, so a hit and a miss
+        give identical values and dtypes.
+        """
+        hit = self.load(index)
+        if hit is not None:
+            return hit
+        arr = compact_array(np.asarray(compute()))
+        self.save(index, arr)
+        return arr
+
+    def __repr__(self) -> str:
+        return f"FrameCache({str(self.folder)!r}, compress={self.compress})"

@@ -1,0 +1,235 @@
+"""Tests of the on-disk frame cache (spikeloom.datasets.cache)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikeloom.datasets import cache as cache_mod
+from spikeloom.datasets.cache import (
+    FrameCache,
+    compact_array,
+    default_cache_dir,
+    make_cache_key,
+    resolve_cache_dir,
+    transform_cache_key,
+)
+from spikeloom.events.transforms import Compose, Downsample, ToFrame
+
+
+def _frames(i: int) -> np.ndarray:
+    """Deterministic pseudo frames of sample i: counts [3, 2, 5, 4], some above 255 for i%7==0."""
+    rng = np.random.default_rng(i)
+    a = rng.poisson(2.0, size=(3, 2, 5, 4)).astype(np.float32)
+    if i % 7 == 0:
+        a[0, 0, 0, 0] = 300
+    return a
+
+
+# ---------------------------------------------------------------- keys and dtypes
+
+
+def test_key_changes_with_every_ingredient() -> None:
+    files = ["Train/0/00002.bin:25140", "Train/1/00004.bin:21000"]
+    t8 = transform_cache_key(ToFrame(n_time_bins=8))
+    t10 = transform_cache_key(ToFrame(n_time_bins=10))
+    base = make_cache_key("nmnist", files, t8, np.float32)
+    assert base == make_cache_key("nmnist", list(files), t8, "float32")  # stable
+    assert len(base) == 24 and all(c in "0123456789abcdef" for c in base)
+    others = {
+        make_cache_key("nmnist", files, t10, np.float32),  # transform parameter
+        make_cache_key("nmnist", files[:1], t8, np.float32),  # file list
+        make_cache_key("nmnist", files[::-1], t8, np.float32),  # order = sample indices
+        make_cache_key("nmnist", ["Train/0/00002.bin:25141", files[1]], t8, np.float32),
+        make_cache_key("dvsgesture", files, t8, np.float32),  # dataset
+        make_cache_key("nmnist", files, t8, np.float16),  # dtype
+        make_cache_key("nmnist", files, t8, np.float32, version=2),  # version
+    }
+    assert base not in others and len(others) == 7
+
+
+def test_transform_cache_key_sources() -> None:
+    pipe = Compose((Downsample(4), ToFrame(time_window=1000, n_frames=30)))
+    assert transform_cache_key(pipe) == pipe.cache_key()
+    assert transform_cache_key(pipe) != transform_cache_key(
+        Compose((Downsample(2), ToFrame(time_window=1000, n_frames=30)))
+    )
+    assert transform_cache_key(lambda ev: ev) is None  # no stable description
+
+    class WithParams:
+        def __init__(self, k: int) -> None:
+            self.k = k
+
+        def params(self) -> dict:
+            return {"k": self.k}
+
+    assert transform_cache_key(WithParams(1)) == transform_cache_key(WithParams(1))
+    assert transform_cache_key(WithParams(1)) != transform_cache_key(WithParams(2))
+
+
+def test_compact_array_dtypes_and_exactness() -> None:
+    cases = [
+        (np.array([0.0, 3.0, 255.0], np.float32), np.uint8),
+        (np.array([0, 256], np.int64), np.uint16),
+        (np.array([0, 70000], np.float64), np.uint32),
+        (np.array([-3, 100], np.int64), np.int8),
+        (np.array([-300, 1], np.int32), np.int16),
+        (np.array([True, False]), np.uint8),
+        (np.array([0.5, 1.0], np.float32), np.float32),  # fractions: unchanged
+        (np.array([np.nan, 1.0], np.float32), np.float32),
+        (np.array([1, 2], np.uint8), np.uint8),
+    ]
+    for a, dt in cases:
+        c = compact_array(a)
+        assert c.dtype == dt, (a, c.dtype)
+        np.testing.assert_array_equal(c.astype(np.float64), a.astype(np.float64))
+
+
+def test_resolve_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(cache_mod.CACHE_ENV, str(tmp_path / "env"))
+    assert default_cache_dir() == tmp_path / "env"
+    assert resolve_cache_dir(None) == tmp_path / "env"
+    assert resolve_cache_dir(True) == tmp_path / "env"
+    assert resolve_cache_dir(False) is None
+    assert resolve_cache_dir(tmp_path / "x") == tmp_path / "x"
+    monkeypatch.delenv(cache_mod.CACHE_ENV)
+    assert default_cache_dir() == Path.home() / ".cache" / "spikeloom"
+    with pytest.raises(TypeError, match="cache_dir must be"):
+        resolve_cache_dir(3)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- hits and misses
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_hit_returns_identical_frames(tmp_path: Path, compress: bool) -> None:
+    c = FrameCache(tmp_path, "toy", "k1", meta={"what": "test"}, compress=compress)
+    calls = []
+
+    def compute() -> np.ndarray:
+        calls.append(1)
+        return _frames(7)
+
+    first = c.get_or_compute(7, compute)
+    second = c.get_or_compute(7, compute)
+    assert len(calls) == 1  # the second call was a hit
+    assert first.dtype == second.dtype == np.uint16  # 300 does not fit uint8
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(second.astype(np.float32), _frames(7))
+    assert c.path(7).name == ("0000007.npz" if compress else "0000007.npy")
+    assert 7 in c and 3 not in c and c.cached_indices() == [7]
+    assert (tmp_path / "toy" / "k1" / "meta.json").is_file()
+    assert c.temp_files() == []
+    # a fresh cache object on the same folder sees the sample
+    again = FrameCache(tmp_path, "toy", "k1", compress=compress)
+    np.testing.assert_array_equal(again.load(7), first)
+    c.clear()
+    assert c.load(7) is None
+
+
+def test_bad_names_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="plain folder name"):
+        FrameCache(tmp_path, "../escape", "k")
+    with pytest.raises(ValueError, match="plain folder name"):
+        FrameCache(tmp_path, "toy", "a/b")
+    with pytest.raises(IndexError):
+        FrameCache(tmp_path, "toy", "k").path(-1)
+
+
+# ---------------------------------------------------------------- interrupted writes
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_leftover_temp_file_is_ignored_and_cleaned(tmp_path: Path) -> None:
+    c = FrameCache(tmp_path, "toy", "k")
+    host = cache_mod._host_tag()
+    # a write interrupted by a kill: a partial temp file of a dead process
+    dead = c.folder / f".0000003.npy.{host}.{_dead_pid()}.ab12cd34.tmp"
+    dead.write_bytes(b"\x93NUMPY\x01\x00partial")
+    # an in-flight write of a live process (this one) must survive the cleaning
+    live = c.folder / f".0000004.npy.{host}.{os.getpid()}.ef56gh78.tmp"
+    live.write_bytes(b"in flight")
+    # a temp file of another machine: removed only once it is old
+    foreign_old = c.folder / ".0000005.npy.otherhost.123.zz.tmp"
+    foreign_new = c.folder / ".0000006.npy.otherhost.124.zz.tmp"
+    foreign_old.write_bytes(b"x")
+    foreign_new.write_bytes(b"x")
+    old = time.time() - 2 * 3600
+    os.utime(foreign_old, (old, old))
+
+    assert c.load(3) is None  # readers never see temp files
+    assert c.cached_indices() == []
+
+    reopened = FrameCache(tmp_path, "toy", "k")  # opening cleans abandoned temp files
+    left = {p.name for p in reopened.temp_files()}
+    assert left == {live.name, foreign_new.name}
+    # the re-run completes the interrupted sample
+    out = reopened.get_or_compute(3, lambda: _frames(3))
+    np.testing.assert_array_equal(out.astype(np.float32), _frames(3))
+    assert reopened.cached_indices() == [3]
+
+
+def test_exception_during_write_leaves_nothing(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    c = FrameCache(tmp_path, "toy", "k")
+
+    def broken_save(fh, arr, allow_pickle=False):  # noqa: ANN001
+        fh.write(b"\x93NUMPY partial")
+        raise KeyboardInterrupt  # e.g. Ctrl-C in the middle of a write
+
+    monkeypatch.setattr(np, "save", broken_save)
+    with pytest.raises(KeyboardInterrupt):
+        c.save(1, _frames(1))
+    monkeypatch.undo()
+    assert not c.path(1).exists()
+    assert c.temp_files() == []
+    np.testing.assert_array_equal(c.get_or_compute(1, lambda: _frames(1)), _frames(1))
+
+
+def test_damaged_file_is_rebuilt_with_a_warning(tmp_path: Path) -> None:
+    c = FrameCache(tmp_path, "toy", "k")
+    c.save(2, _frames(2))
+    data = c.path(2).read_bytes()
+    c.path(2).write_bytes(data[: len(data) // 2])  # e.g. a power loss without fsync
+    with pytest.warns(RuntimeWarning, match="damaged"):
+        out = c.get_or_compute(2, lambda: _frames(2))
+    np.testing.assert_array_equal(out, _frames(2))
+    np.testing.assert_array_equal(c.load(2), _frames(2))
+
+
+# ---------------------------------------------------------------- concurrent writers
+
+
+def _fill(args: tuple[str, int, int]) -> list[bytes]:
+    root, n, start = args
+    c = FrameCache(root, "toy", "shared")
+    order = list(range(start, n)) + list(range(start))
+    got = {i: c.get_or_compute(i, lambda i=i: _frames(i)) for i in order}
+    return [got[i].tobytes() + str(got[i].dtype).encode() for i in range(n)]
+
+
+def test_two_processes_fill_the_same_cache(tmp_path: Path) -> None:
+    n = 60
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    with ctx.Pool(2) as pool:
+        # both start at sample 0 (maximal overlap) ... and a third pass starts halfway
+        res = pool.map(_fill, [(str(tmp_path), n, 0), (str(tmp_path), n, 0)])
+        res.append(pool.apply(_fill, ((str(tmp_path), n, n // 2),)))
+    assert res[0] == res[1] == res[2]
+    c = FrameCache(tmp_path, "toy", "shared")
+    assert c.cached_indices() == list(range(n))
+    assert c.temp_files() == []
+    for i in range(n):
+        np.testing.assert_array_equal(c.load(i).astype(np.float32), _frames(i))
