@@ -1414,47 +1414,37 @@ def _apply_with_prob(p: float, rng: RngLike) -> bool:
 
 
 @dataclass(frozen=True)
-class FlipLR(EventTransform):
+class _SpatialFlip(EventTransform):
+    """Shared body of :class:`FlipLR` / :class:`FlipUD`: ``_flip`` with probability ``p``."""
+
+    sensor_size: tuple[int, int, int] | None = None
+    _: KW_ONLY
+    p: float = 1.0
+
+    def __post_init__(self) -> None:
+        _set(self, "sensor_size", _opt_size(self.sensor_size))
+        _set(self, "p", _prob_param(self.p, "p"))
+
+    @property
+    def is_random(self) -> bool:
+        return 0.0 < self.p < 1.0
+
+    def __call__(self, events: np.ndarray, rng: RngLike = None) -> np.ndarray:
+        if _apply_with_prob(self.p, rng):
+            return type(self)._flip(events, sensor_size=self.sensor_size)
+        return _unchanged(events, self.sensor_size)
+
+
+class FlipLR(_SpatialFlip):
     """:func:`flip_lr`, applied with probability ``p`` (``p=1``: always, deterministic)."""
 
-    sensor_size: tuple[int, int, int] | None = None
-    _: KW_ONLY
-    p: float = 1.0
-
-    def __post_init__(self) -> None:
-        _set(self, "sensor_size", _opt_size(self.sensor_size))
-        _set(self, "p", _prob_param(self.p, "p"))
-
-    @property
-    def is_random(self) -> bool:
-        return 0.0 < self.p < 1.0
-
-    def __call__(self, events: np.ndarray, rng: RngLike = None) -> np.ndarray:
-        if _apply_with_prob(self.p, rng):
-            return flip_lr(events, sensor_size=self.sensor_size)
-        return _unchanged(events, self.sensor_size)
+    _flip = staticmethod(flip_lr)
 
 
-@dataclass(frozen=True)
-class FlipUD(EventTransform):
+class FlipUD(_SpatialFlip):
     """:func:`flip_ud`, applied with probability ``p`` (``p=1``: always, deterministic)."""
 
-    sensor_size: tuple[int, int, int] | None = None
-    _: KW_ONLY
-    p: float = 1.0
-
-    def __post_init__(self) -> None:
-        _set(self, "sensor_size", _opt_size(self.sensor_size))
-        _set(self, "p", _prob_param(self.p, "p"))
-
-    @property
-    def is_random(self) -> bool:
-        return 0.0 < self.p < 1.0
-
-    def __call__(self, events: np.ndarray, rng: RngLike = None) -> np.ndarray:
-        if _apply_with_prob(self.p, rng):
-            return flip_ud(events, sensor_size=self.sensor_size)
-        return _unchanged(events, self.sensor_size)
+    _flip = staticmethod(flip_ud)
 
 
 @dataclass(frozen=True)
