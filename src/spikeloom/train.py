@@ -367,10 +367,13 @@ def build_model_for(cfg: TrainConfig, info: dict[str, Any]) -> nn.Module:
         raise ConfigError(f"unknown model {cfg.model!r}; available: {', '.join(sorted(MODELS))}")
     params = inspect.signature(MODELS[cfg.model]).parameters
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    derived = dict(info)
+    if not derived["input_size"]:  # samples [T, C] (e.g. SHD channels): no spatial size
+        derived["input_size"] = None
     kwargs = {}
     for key in ("in_channels", "num_classes", "input_size", "T"):
         if (key in params or accepts_any) and key not in cfg.model_kwargs:
-            kwargs[key] = info[key] if key != "input_size" or len(info[key]) else None
+            kwargs[key] = derived[key]
     kwargs.update(cfg.model_kwargs)
     try:
         return build_model(cfg.model, **kwargs)
