@@ -18,6 +18,7 @@ name                              what it does
 :class:`MeanOverTime`             readout ``[T, B, K] -> [B, K]`` (rate / mean output)
 :class:`LastStep`                 readout ``[T, B, K] -> [B, K]`` (value at the last step)
 :class:`MembraneReadout`          readout: mean membrane potential of a non-firing integrator
+:class:`Add`                      residual sum as a module (visible to the layer walk)
 ================================  ========================================================
 """
 
@@ -30,6 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .probes import Probed
+from .walk import register_role
+
 __all__ = [
     "permute_layout",
     "to_time_major",
@@ -40,6 +44,7 @@ __all__ = [
     "MeanOverTime",
     "LastStep",
     "MembraneReadout",
+    "Add",
 ]
 
 
@@ -314,7 +319,7 @@ class TdBN(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
-class TemporalAttention(nn.Module):
+class TemporalAttention(Probed, nn.Module):
     """Temporal-wise attention of TA-SNN (Yao et al., ICCV 2021; spec §4), time-major.
 
     One score per frame and per sample, from a squeeze-and-excitation along time::
@@ -342,13 +347,9 @@ class TemporalAttention(nn.Module):
     threshold value or where (input layer vs. every layer) it is applied — unverified, so it is
     an explicit option here and off by default. Training mode never discards.
 
-    After every forward pass:
-
-    * ``last_scores``: the attention scores ``a`` ``[T, B]`` (detached, before discarding).
-    * ``last_discard``: ``None`` unless discarding was applied, else a dict
-      ``{"total_frames", "discarded_frames", "fraction"}`` for that call.
-    * ``discard_stats``: the same figures accumulated since the last
-      :meth:`reset_discard_stats`.
+    A forward pass stores nothing on the module: the scores ``a`` ``[T, B]`` (before discarding)
+    are emitted as the probe ``"scores"`` (:class:`spikeloom.probes.Probed`), and
+    :class:`spikeloom.monitor.AttentionMonitor` records them and counts discarded frames.
 
     Args:
         T: number of time steps the module is built for.
@@ -384,25 +385,12 @@ class TemporalAttention(nn.Module):
         self.discard_threshold = discard_threshold
         self.fc1 = nn.Linear(self.T, self.hidden, bias=bias)
         self.fc2 = nn.Linear(self.hidden, self.T, bias=bias)
-        self.last_scores: Tensor | None = None
-        self.last_discard: dict[str, float] | None = None
-        self.reset_discard_stats()
-
-    def reset_discard_stats(self) -> None:
-        """Zero the cumulative discard counters."""
-        self._total_frames = 0
-        self._discarded_frames = 0
+        self._init_probes()
 
     @property
-    def discard_stats(self) -> dict[str, float]:
-        """Cumulative ``{"total_frames", "discarded_frames", "fraction"}`` since the last reset
-        (only eval-mode calls with a threshold count)."""
-        total, disc = self._total_frames, self._discarded_frames
-        return {
-            "total_frames": total,
-            "discarded_frames": disc,
-            "fraction": disc / total if total else 0.0,
-        }
+    def discarding(self) -> bool:
+        """Whether the current mode discards frames (eval mode with a threshold)."""
+        return not self.training and self.discard_threshold is not None
 
     def _check(self, x: Tensor) -> None:
         if x.ndim < 3:
@@ -426,20 +414,9 @@ class TemporalAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         a = self.scores(x)
-        self.last_scores = a.detach()
-        self.last_discard = None
-        if not self.training and self.discard_threshold is not None:
-            keep = a >= self.discard_threshold
-            a = a * keep.to(a.dtype)
-            total = keep.numel()
-            disc = int(total - keep.sum().item())
-            self.last_discard = {
-                "total_frames": total,
-                "discarded_frames": disc,
-                "fraction": disc / total,
-            }
-            self._total_frames += total
-            self._discarded_frames += disc
+        self.emit("scores", a)
+        if self.discarding:
+            a = a * (a >= self.discard_threshold).to(a.dtype)
         return x * a.reshape(a.shape + (1,) * (x.ndim - 2))
 
     def extra_repr(self) -> str:
@@ -539,3 +516,36 @@ class MembraneReadout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"decay={float(self.decay):.4g}, learnable={self.learnable}"
+
+
+# --------------------------------------------------------------------------------------------
+# Residual sum
+# --------------------------------------------------------------------------------------------
+
+
+class Add(nn.Module):
+    """Elementwise sum of its inputs, ``Add()(a, b) = a + b``: a residual merge as a module.
+
+    Writing ``self.add(out, shortcut)`` instead of ``out + shortcut`` makes the merge point a
+    layer that :func:`spikeloom.walk.iter_layers` sees (role ``"merge"``), so cost, export and
+    pruning know where branches join.
+    """
+
+    def forward(self, *xs: Tensor) -> Tensor:
+        if len(xs) < 2:
+            raise ValueError(f"Add needs at least two inputs, got {len(xs)}")
+        out = xs[0]
+        for x in xs[1:]:
+            if x.shape != out.shape:
+                raise ValueError(
+                    f"Add got inputs of shapes {tuple(out.shape)} and {tuple(x.shape)}; the "
+                    "branches of a residual block must produce the same shape"
+                )
+            out = out + x
+        return out
+
+
+register_role(TdBN, "norm")
+register_role(TemporalAttention, "attention")
+register_role((MeanOverTime, LastStep, MembraneReadout), "readout")
+register_role(Add, "merge")

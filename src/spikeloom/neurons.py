@@ -11,9 +11,10 @@ chunks) pass the state explicitly::
 
 The state is the post-reset, post-leak membrane potential ``[B, ...]``.
 
-After each forward, ``neuron.last_spike_rate`` holds the mean number of spikes per neuron per
-step (a detached scalar tensor; for LIAF it is the rate of the internal spikes that reset the
-membrane). :mod:`spikeloom.train` and :mod:`spikeloom.cost` read it.
+A forward pass writes nothing onto the module. Neurons are probe points
+(:class:`spikeloom.probes.Probed`): while a monitor (:mod:`spikeloom.monitor`) is active they
+emit ``"spikes"`` (for LIAF, the internal spikes that reset the membrane) and ``"potential"``
+(pre-reset membrane potential), both ``[T, B, ...]``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .functional import Reset, neuron_sequence
+from .probes import Probed
+from .walk import register_role
 from .surrogate import Surrogate, get_surrogate
 
 __all__ = ["BaseNeuron", "LIF", "IF", "PLIF", "LIAF", "ACTIVATIONS"]
@@ -51,7 +54,7 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 
-class BaseNeuron(nn.Module):
+class BaseNeuron(Probed, nn.Module):
     """Common parameters and bookkeeping of all neurons.
 
     Args:
@@ -90,10 +93,7 @@ class BaseNeuron(nn.Module):
         self.detach_reset = detach_reset
         self.surrogate = get_surrogate(surrogate, width)
         self.fire_ge = fire_ge
-        self.last_spike_rate: Tensor | None = None
-        #: when True, the spikes of the last forward are kept in ``last_spikes`` [T, B, ...]
-        self.record = False
-        self.last_spikes: Tensor | None = None
+        self._init_probes()
 
     def decay_factor(self) -> float | Tensor:
         """The leak factor ``k`` used in this forward pass."""
@@ -128,8 +128,9 @@ class BaseNeuron(nn.Module):
             fire_ge=self.fire_ge,
             v0=state,
         )
-        self.last_spike_rate = s.detach().mean()
-        self.last_spikes = s.detach() if self.record else None
+        if self.probed:
+            self.emit("spikes", s)
+            self.emit("potential", u)
         return s, u, v
 
     def output(self, s: Tensor, u: Tensor) -> Tensor:
@@ -272,3 +273,6 @@ class LIAF(LIF):
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, activation={self.activation_name}, " + super().extra_repr()
+
+
+register_role(BaseNeuron, "neuron")
