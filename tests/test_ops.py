@@ -25,7 +25,52 @@ def case(op: str):
 
 
 # ----------------------------------------------------------------------------- neuron_sequence
-# (filled in below by the neuron op's section)
+
+_NEURON_SPECS = [
+    dict(reset="hard"),
+    dict(reset="hard", v_reset=-0.2, fire_ge=True),
+    dict(reset="hard", detach_reset=True, surrogate="sigmoid"),
+    dict(reset="soft", surrogate="arctan"),
+    dict(reset="soft", detach_reset=True, surrogate="triangular", width=2.0),
+    dict(reset="hard", surrogate="gaussian", v_th=0.3),
+]
+
+
+@case("neuron_sequence")
+def _neuron_case(fn, ref) -> None:
+    import torch
+
+    from spikeloom.ops.neuron_sequence import NeuronSpec
+
+    gen = torch.Generator().manual_seed(0)
+    for i, kw in enumerate(_NEURON_SPECS):
+        spec = NeuronSpec.make(**kw)
+        for decay_kind in ("float", "tensor"):
+            for with_v0 in (False, True):
+                shape = (5, 3, 4, 2)
+                x = (torch.rand(shape, generator=gen, dtype=torch.float64) * 0.8).requires_grad_()
+                decay = (0.3 if decay_kind == "float" else
+                         torch.rand(4, 1, generator=gen, dtype=torch.float64).mul(0.8).add(0.1)
+                         .requires_grad_())
+                v0 = (torch.rand(shape[1:], generator=gen, dtype=torch.float64) * 0.3)
+                v0 = v0.requires_grad_() if with_v0 else None
+                results = []
+                for f in (fn, ref):
+                    s, u, v = f(x, decay, spec, v0)
+                    # a loss that reaches every output: spikes, potentials and the final state
+                    w = torch.linspace(-1, 1, s.numel(), dtype=torch.float64).view_as(s)
+                    loss = (s * w).sum() + (u * w.flip(0)).sum() + (v ** 2).sum()
+                    inputs = [x] + [t for t in (decay, v0) if isinstance(t, torch.Tensor)
+                                    and t.requires_grad]
+                    grads = torch.autograd.grad(loss, inputs)
+                    results.append((s.detach(), u.detach(), v.detach(), grads))
+                (s1, u1, v1, g1), (s2, u2, v2, g2) = results
+                where = f"spec {i} {kw}, decay {decay_kind}, v0 {with_v0}"
+                assert torch.equal(s1, s2), where
+                torch.testing.assert_close(u1, u2, msg=where)
+                torch.testing.assert_close(v1, v2, msg=where)
+                for a, b in zip(g1, g2):
+                    torch.testing.assert_close(a, b, msg=where)
 
 
 # ----------------------------------------------------------------------------- frames
@@ -48,3 +93,90 @@ def test_every_op_has_a_reference_and_a_case() -> None:
     for op in ("neuron_sequence", "frames"):
         assert "reference" in available_backends(op)
         assert op in CASES
+
+
+# ----------------------------------------------------------------------------- dispatch
+
+
+def test_select_prefers_priority_and_env_forces(monkeypatch) -> None:
+    from spikeloom.ops import select
+
+    monkeypatch.delenv("SPIKELOOM_BACKEND_NEURON_SEQUENCE", raising=False)
+    assert select("neuron_sequence", "cpu").name == "torch_fused"
+    monkeypatch.setenv("SPIKELOOM_BACKEND_NEURON_SEQUENCE", "reference")
+    assert select("neuron_sequence", "cpu").name == "reference"
+
+
+def test_forced_backend_is_used_by_modules(monkeypatch) -> None:
+    import torch
+
+    import spikeloom.ops.neuron_sequence.reference as ref_mod
+    from spikeloom.neurons import LIF
+
+    calls = []
+    real = ref_mod.neuron_sequence_reference
+
+    def spy(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    from spikeloom.ops import register_backend
+
+    register_backend("neuron_sequence", "spy", spy, priority=-1)
+    try:
+        monkeypatch.setenv("SPIKELOOM_BACKEND_NEURON_SEQUENCE", "spy")
+        LIF()(torch.rand(3, 2, 4))
+        assert calls == [1]
+    finally:
+        from spikeloom.ops._dispatch import _OPS
+
+        _OPS["neuron_sequence"].unregister("spy")
+
+
+def test_unknown_or_unavailable_backend_is_a_clear_error(monkeypatch) -> None:
+    import torch
+
+    from spikeloom.errors import BackendError
+    from spikeloom.ops import register_backend, select
+    from spikeloom.ops._dispatch import _OPS
+
+    monkeypatch.setenv("SPIKELOOM_BACKEND_NEURON_SEQUENCE", "nope")
+    with pytest.raises(BackendError, match=r"SPIKELOOM_BACKEND_NEURON_SEQUENCE=nope.*"
+                                           r"registered: reference, torch_fused"):
+        select("neuron_sequence", "cpu")
+    register_backend("neuron_sequence", "broken", lambda *a: None,
+                     is_available=lambda: "its extension is not built")
+    try:
+        monkeypatch.setenv("SPIKELOOM_BACKEND_NEURON_SEQUENCE", "broken")
+        with pytest.raises(BackendError, match="cannot run here: its extension is not built"):
+            from spikeloom.functional import neuron_sequence
+
+            neuron_sequence(torch.zeros(2, 1))
+        assert "broken" not in available_backends("neuron_sequence")
+    finally:
+        _OPS["neuron_sequence"].unregister("broken")
+    with pytest.raises(BackendError, match="unknown operator"):
+        available_backends("no_such_op")
+
+
+def test_neuron_spec_is_frozen_and_shared_by_neurons() -> None:
+    import dataclasses
+
+    from spikeloom.neurons import LIAF, LIF
+    from spikeloom.ops.neuron_sequence import NeuronSpec
+    from spikeloom.surrogate import Sigmoid
+
+    spec = NeuronSpec.make(v_th=0.3, surrogate="sigmoid", width=2.0, reset="soft")
+    assert spec.surrogate == Sigmoid(2.0) and spec.soft
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.v_th = 1.0  # type: ignore[misc]
+    with pytest.raises(ValueError, match="reset must be"):
+        NeuronSpec(reset="sideways")
+    with pytest.raises(ValueError, match="v_th"):
+        NeuronSpec(v_th=float("nan"))
+    lif = LIF(v_th=0.3, surrogate="sigmoid", width=2.0, reset="soft")
+    assert lif.spec == spec
+    lif.v_th = 0.7  # assigning an attribute replaces the spec
+    assert lif.spec == spec.replace(v_th=0.7) and lif.v_th == 0.7
+    liaf = LIAF(fire_ge=True)
+    assert liaf.spec.detach_reset and liaf.spec.fire_ge

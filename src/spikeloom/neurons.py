@@ -27,12 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .functional import Reset, neuron_sequence
+from .ops.neuron_sequence import NeuronSpec, Reset, neuron_sequence
 from .probes import Probed
+from .registry import Registry
 from .walk import register_role
 from .surrogate import Surrogate, get_surrogate
 
-__all__ = ["BaseNeuron", "LIF", "IF", "PLIF", "LIAF", "ACTIVATIONS"]
+__all__ = ["BaseNeuron", "LIF", "IF", "PLIF", "LIAF", "ACTIVATIONS", "NEURONS", "NeuronSpec"]
 
 
 def _leaky_relu_02(x: Tensor) -> Tensor:
@@ -54,8 +55,25 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 
+class _SpecField:
+    """A neuron attribute that reads and replaces one field of ``neuron.spec``."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: BaseNeuron | None, owner: type | None = None):
+        return self if obj is None else getattr(obj.spec, self.name)
+
+    def __set__(self, obj: BaseNeuron, value) -> None:
+        obj.spec = obj.spec.replace(**{self.name: value})
+
+
 class BaseNeuron(Probed, nn.Module):
     """Common parameters and bookkeeping of all neurons.
+
+    The firing and reset rule is one frozen :class:`~spikeloom.ops.neuron_sequence.NeuronSpec`
+    (``neuron.spec``); ``v_th``, ``v_reset``, ``reset``, ``detach_reset``, ``surrogate`` and
+    ``fire_ge`` read (and, when assigned, replace) its fields.
 
     Args:
         v_th: firing threshold ``V_th``.
@@ -71,6 +89,13 @@ class BaseNeuron(Probed, nn.Module):
     #: True when the output is binary spikes (cost model counts accumulates downstream).
     emits_spikes: bool = True
 
+    v_th = _SpecField()
+    v_reset = _SpecField()
+    reset = _SpecField()
+    detach_reset = _SpecField()
+    surrogate = _SpecField()
+    fire_ge = _SpecField()
+
     def __init__(
         self,
         *,
@@ -83,16 +108,10 @@ class BaseNeuron(Probed, nn.Module):
         fire_ge: bool = False,
     ) -> None:
         super().__init__()
-        if reset not in ("hard", "soft"):
-            raise ValueError(f"reset must be 'hard' or 'soft', got {reset!r}")
-        if not math.isfinite(v_th) and v_th != math.inf:
-            raise ValueError(f"v_th must be a number, got {v_th}")
-        self.v_th = float(v_th)
-        self.v_reset = float(v_reset)
-        self.reset = reset
-        self.detach_reset = detach_reset
-        self.surrogate = get_surrogate(surrogate, width)
-        self.fire_ge = fire_ge
+        self.spec = NeuronSpec.make(
+            v_th=v_th, v_reset=v_reset, reset=reset, detach_reset=detach_reset,
+            surrogate=surrogate, width=width, fire_ge=fire_ge,
+        )
         self._init_probes()
 
     def decay_factor(self) -> float | Tensor:
@@ -117,17 +136,7 @@ class BaseNeuron(Probed, nn.Module):
         scale = self.input_scale()
         if not (isinstance(scale, float) and scale == 1.0):
             x = x * scale
-        s, u, v = neuron_sequence(
-            x,
-            self.decay_factor(),
-            v_th=self.v_th,
-            v_reset=self.v_reset,
-            reset=self.reset,
-            detach_reset=self.detach_reset,
-            surrogate=self.surrogate,
-            fire_ge=self.fire_ge,
-            v0=state,
-        )
+        s, u, v = neuron_sequence(x, self.decay_factor(), self.spec, state)
         if self.probed:
             self.emit("spikes", s)
             self.emit("potential", u)
@@ -160,7 +169,7 @@ class BaseNeuron(Probed, nn.Module):
 
 
 class LIF(BaseNeuron):
-    """Leaky integrate-and-fire neuron (STBP iterative form, spec §1).
+    """Leaky integrate-and-fire neuron (STBP iterative form, Wu et al. 2018, arXiv:1706.02609).
 
     ``u[t] = k·r[t-1] + x[t]``, ``s[t] = Θ(u[t] - V_th)``, ``r = reset(u, s)``.
     Defaults follow the STBP reference code: ``V_th = 0.5``, ``k = 0.2``, hard reset to 0,
@@ -202,7 +211,7 @@ class IF(LIF):
 
 
 class PLIF(BaseNeuron):
-    """Parametric LIF (Fang et al. 2021, SpikingJelly style) with a learnable time constant.
+    """Parametric LIF (Fang et al. 2021, arXiv:2007.05785) with a learnable time constant.
 
     ``u[t] = k·r[t-1] + (1 - k)·x[t]`` with ``1 - k = 1/τ = sigmoid(w)``; ``w`` is initialised
     so that ``τ = init_tau``. Defaults: ``V_th = 1``, arctan surrogate (α = 2), detached reset,
@@ -229,7 +238,7 @@ class PLIF(BaseNeuron):
 
 
 class LIAF(LIF):
-    """Leaky integrate and *analog* fire (LIAF-Net, spec §2).
+    """Leaky integrate and *analog* fire (LIAF-Net: Wu et al. 2021, arXiv:2011.06176).
 
     Same membrane dynamics as :class:`LIF`; the spike only resets the membrane. The output is
     analog: ``Act(u - V_th)`` in threshold-related mode ``"tr"`` or ``Act(u)`` in
@@ -276,3 +285,10 @@ class LIAF(LIF):
 
 
 register_role(BaseNeuron, "neuron")
+
+#: neuron name -> class, for configs and model factories
+NEURONS: Registry[type[BaseNeuron]] = Registry("neuron")
+NEURONS.register("lif", LIF)
+NEURONS.register("if", IF)
+NEURONS.register("plif", PLIF)
+NEURONS.register("liaf", LIAF)

@@ -2,7 +2,7 @@
 
 The forward pass of a spiking neuron fires ``s = Θ(z)`` with ``z = u - V_th``. The derivative of
 ``Θ`` is zero almost everywhere, so backpropagation through time (STBP) replaces it by a smooth
-or box-shaped pseudo-derivative ``h(z)`` (spec §1). Every surrogate here integrates to 1 over the
+or box-shaped pseudo-derivative ``h(z)`` (Wu et al. 2018, arXiv:1706.02609). Every surrogate here integrates to 1 over the
 real line, so the different shapes are comparable; their *width parameter* sets how far from the
 threshold a neuron still receives gradient.
 
@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .registry import Registry
+
 __all__ = [
     "Surrogate",
     "Rectangular",
@@ -35,6 +37,7 @@ __all__ = [
     "ATan",
     "Gaussian",
     "get_surrogate",
+    "SURROGATES",
     "heaviside",
     "spike",
 ]
@@ -60,7 +63,7 @@ class Surrogate:
 
     def __call__(self, z: Tensor, fire_ge: bool = False) -> Tensor:
         """Spike with this surrogate in backward (per-step use; the fused sequence op in
-        :mod:`spikeloom.functional` does not go through here)."""
+        :mod:`spikeloom.ops.neuron_sequence` does not go through here)."""
         return spike(z, self, fire_ge)
 
 
@@ -135,16 +138,13 @@ class Gaussian(Surrogate):
         return torch.exp(-0.5 * (z / self.sigma) ** 2) / (self.sigma * math.sqrt(2 * math.pi))
 
 
-_REGISTRY: dict[str, type[Surrogate]] = {
-    "rectangular": Rectangular,
-    "rect": Rectangular,
-    "triangular": Triangular,
-    "triangle": Triangular,
-    "sigmoid": Sigmoid,
-    "arctan": ATan,
-    "atan": ATan,
-    "gaussian": Gaussian,
-}
+#: surrogate name -> class (aliases: rect, triangle, atan)
+SURROGATES: Registry[type[Surrogate]] = Registry("surrogate")
+SURROGATES.register("rectangular", Rectangular, aliases=("rect",))
+SURROGATES.register("triangular", Triangular, aliases=("triangle",))
+SURROGATES.register("sigmoid", Sigmoid)
+SURROGATES.register("arctan", ATan, aliases=("atan",))
+SURROGATES.register("gaussian", Gaussian)
 
 
 def get_surrogate(surrogate: str | Surrogate, width: float | None = None) -> Surrogate:
@@ -152,16 +152,19 @@ def get_surrogate(surrogate: str | Surrogate, width: float | None = None) -> Sur
 
     ``width`` is the shape parameter of the named surrogate: ``a`` for rectangular/triangular,
     ``alpha`` for sigmoid/arctan, ``sigma`` for gaussian.
+
+    Raises:
+        ValueError: for an unknown name (listing the known ones) or a width given together
+            with a surrogate object.
     """
     if isinstance(surrogate, Surrogate):
         if width is not None:
             raise ValueError("give the width inside the Surrogate object, not as `width=`")
         return surrogate
-    try:
-        cls = _REGISTRY[surrogate.lower()]
-    except (KeyError, AttributeError):
-        names = ", ".join(sorted({c.name for c in _REGISTRY.values()}))
-        raise ValueError(f"unknown surrogate {surrogate!r}; choose one of: {names}") from None
+    if not isinstance(surrogate, str):
+        raise ValueError(f"unknown surrogate {surrogate!r}; choose one of: "
+                         f"{', '.join(SURROGATES.names())}")
+    cls = SURROGATES.get(surrogate)
     return cls() if width is None else cls(width)
 
 
