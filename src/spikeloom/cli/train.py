@@ -1,0 +1,76 @@
+"""``spikeloom train``: options derived from :class:`~spikeloom.train.TrainConfig` fields."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError
+
+__all__ = ["add_parser", "run", "config_from_args"]
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    from ..train.config import cli_fields
+
+    t = sub.add_parser("train", help="train a model (default: LIAF net on ES-Digits)")
+    t.add_argument("--config", help="YAML file with TrainConfig keys")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    for f in cli_fields():
+        if f.negates or f.switch:
+            t.add_argument(f.flag, dest=f.name, action="store_const",
+                           const=not f.negates, default=None, help=f.help)
+        else:
+            t.add_argument(f.flag, dest=f.name, type=f.type, default=None, help=f.help)
+    t.add_argument("--T", type=int, default=None,
+                   help="time steps, passed to the dataset (frames per sample)")
+    t.add_argument("--model-arg", action="append", metavar="K=V", help="extra model argument")
+    t.add_argument("--dataset-arg", action="append", metavar="K=V",
+                   help="extra dataset argument")
+    return t
+
+
+def _kv(items: list[str] | None, what: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"{what} expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`TrainConfig` of a ``train`` command line (YAML file, then options)."""
+    from ..train import TrainConfig
+    from ..train.config import cli_fields
+
+    d: dict[str, Any] = {}
+    if args.config:
+        with open(args.config) as f:
+            d = yaml.safe_load(f) or {}
+        if not isinstance(d, dict):
+            raise ConfigError(f"{args.config} must hold a mapping of config keys")
+    for f in cli_fields():
+        v = getattr(args, f.name)
+        if v is not None:
+            d[f.name] = v
+    if d.get("grad_clip") == 0:
+        d["grad_clip"] = None
+    d["model_kwargs"] = {**d.get("model_kwargs", {}), **_kv(args.model_arg, "--model-arg")}
+    d["dataset_kwargs"] = {**d.get("dataset_kwargs", {}), **_kv(args.dataset_arg, "--dataset-arg")}
+    if args.T is not None:
+        d["dataset_kwargs"]["T"] = args.T
+    return TrainConfig.from_dict(d)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train import train
+
+    if args.resume:
+        result = train(resume=args.resume)
+        return 0 if result else 1
+    train(config_from_args(args))
+    return 0

@@ -1,0 +1,176 @@
+"""The configuration of a training run (``config.yaml`` in the run directory).
+
+Every field carries its command-line option and help text in its metadata, so
+``spikeloom train``'s options are derived from :class:`TrainConfig` (see :func:`cli_fields`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..atomic import atomic_write_text
+from ..errors import ConfigError
+from .losses import LOSSES
+
+__all__ = ["TrainConfig", "cli_fields", "CliField"]
+
+
+def _opt(default: Any, help: str, *, flag: str | None = None, cli: bool = True,
+         factory: Any = None) -> Any:
+    meta = {"help": help, "flag": flag, "cli": cli}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run.
+
+    Attributes:
+        dataset: dataset name (see :data:`spikeloom.datasets.DATASETS`).
+        root: local folder of the dataset (not used by the built-in ``esdigits``).
+        dataset_kwargs: extra keyword arguments of the dataset.
+        model: model name (see :data:`spikeloom.models.MODELS`).
+        model_kwargs: extra keyword arguments of the model (input size, channels, classes and
+            T are derived from the dataset's :class:`~spikeloom.datasets.spec.DataSpec`;
+            explicit values here win).
+        epochs, batch_size: number of epochs; *global* batch size (split over processes).
+        optimizer: ``"adamw"`` or ``"sgd"`` (with ``momentum``, Nesterov off).
+        lr, weight_decay, momentum: optimiser settings.
+        schedule: ``"cosine"`` (per step, to 0 at the end) or ``"none"``.
+        grad_clip: max global gradient norm, or ``None``.
+        loss: ``"ce"`` (cross-entropy of the time-averaged output, the rate code),
+            ``"per_step_ce"`` (cross-entropy at every step, averaged over T) or ``"mse"``
+            (squared error between the time-averaged output and the one-hot label, as in
+            STBP: Wu et al. 2018, arXiv:1706.02609).
+        seed, deterministic: seeds for everything; ``deterministic`` also asks PyTorch for
+            deterministic algorithms.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
+        threads: CPU threads per process (``None`` = PyTorch's default).
+        num_workers: DataLoader worker processes.
+        max_samples: use at most this many samples of each split (quick experiments, tests).
+        out: run directory (default ``runs/<dataset>-<model>-<time>``).
+        progress, plots, cost: show progress bars; write plots; measure the cost report.
+        cost_batches: validation batches used to measure firing rates for the cost report.
+    """
+
+    dataset: str = _opt("esdigits", "dataset name (default esdigits)")
+    root: str | None = _opt(None, "local folder of the dataset")
+    dataset_kwargs: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
+    model: str = _opt("liafnet", "model name (default liafnet)")
+    model_kwargs: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
+    epochs: int = _opt(10, "number of epochs")
+    batch_size: int = _opt(64, "global batch size")
+    optimizer: str = _opt("adamw", "adamw or sgd")
+    lr: float = _opt(3e-3, "learning rate")
+    weight_decay: float = _opt(1e-4, "weight decay")
+    momentum: float = _opt(0.9, "SGD momentum")
+    schedule: str = _opt("cosine", "cosine or none")
+    grad_clip: float | None = _opt(1.0, "max gradient norm (0 = off)")
+    loss: str = _opt("ce", "ce, per_step_ce or mse")
+    seed: int = _opt(0, "random seed")
+    deterministic: bool = _opt(False, "ask PyTorch for deterministic algorithms")
+    device: str = _opt("cpu", "cpu, cuda, cuda:N or auto")
+    threads: int | None = _opt(None, "CPU threads per process")
+    num_workers: int = _opt(0, "DataLoader worker processes", flag="--workers")
+    max_samples: int | None = _opt(None, "use at most N samples of each split")
+    out: str | None = _opt(None, "run directory")
+    progress: bool = _opt(True, "no progress bars or epoch lines", flag="--no-progress")
+    plots: bool = _opt(True, "do not write plots", flag="--no-plots")
+    cost: bool = _opt(True, "do not measure the cost report", flag="--no-cost")
+    cost_batches: int = _opt(4, "validation batches for the cost report")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Build a config, rejecting unknown keys with a message listing the valid ones."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"a config must be a mapping of key: value, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(
+                f"unknown config key(s): {', '.join(unknown)}. Valid keys: "
+                f"{', '.join(sorted(names))}. Fix the spelling or remove them."
+            )
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> TrainConfig:
+        """Read a YAML file of config keys (errors name the file)."""
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+        try:
+            return cls.from_dict(data)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+
+    def validate(self) -> None:
+        """Check every field; raises :class:`ConfigError` naming the first bad one."""
+
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                raise ConfigError(msg)
+
+        need(isinstance(self.epochs, int) and self.epochs >= 1, "epochs must be an integer >= 1")
+        need(isinstance(self.batch_size, int) and self.batch_size >= 1,
+             "batch_size must be an integer >= 1")
+        need(self.optimizer in ("adamw", "sgd"), "optimizer must be 'adamw' or 'sgd'")
+        need(self.schedule in ("cosine", "none"), "schedule must be 'cosine' or 'none'")
+        need(self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}")
+        need(self.lr > 0 and math.isfinite(self.lr), "lr must be a positive number")
+        need(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0 or null")
+        need(self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:"),
+             "device must be 'cpu', 'cuda', 'cuda:N' or 'auto'")
+        need(self.max_samples is None or self.max_samples >= 1, "max_samples must be >= 1")
+        need(isinstance(self.dataset_kwargs, dict) and isinstance(self.model_kwargs, dict),
+             "dataset_kwargs and model_kwargs must be mappings")
+
+    def to_yaml(self, path: Path) -> None:
+        """Write the config atomically as YAML."""
+        atomic_write_text(path, yaml.safe_dump(asdict(self), sort_keys=False))
+
+
+@dataclass(frozen=True)
+class CliField:
+    """A :class:`TrainConfig` field as a command-line option."""
+
+    name: str
+    flag: str
+    type: type
+    help: str
+    negates: bool  # a ``--no-X`` switch that sets a True-by-default field to False
+    switch: bool  # a plain ``--X`` switch that sets a bool field to True
+
+
+_SCALARS = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _scalar_type(annotation: str) -> type:
+    base = annotation.replace(" | None", "").strip()
+    if base not in _SCALARS:
+        raise TypeError(f"TrainConfig field of type {annotation!r} has no CLI form")
+    return _SCALARS[base]
+
+
+def cli_fields() -> list[CliField]:
+    """The :class:`TrainConfig` fields exposed as ``spikeloom train`` options, in order."""
+    out = []
+    for f in dataclasses.fields(TrainConfig):
+        if not f.metadata.get("cli", True):
+            continue
+        typ = _scalar_type(str(f.type))
+        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+        negates = typ is bool and flag.startswith("--no-")
+        out.append(CliField(f.name, flag, typ, f.metadata.get("help", ""), negates,
+                            typ is bool and not negates))
+    return out
