@@ -12,7 +12,14 @@ import pytest
 import torch
 
 from spikeloom.cli import main as cli_main
-from spikeloom.train import ConfigError, TrainConfig, TrainingError, compute_loss, train
+from spikeloom.train import (
+    Callback,
+    ConfigError,
+    TrainConfig,
+    TrainingError,
+    compute_loss,
+    train,
+)
 
 SMALL = dict(
     dataset="esdigits",
@@ -141,3 +148,109 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "learning_rate" in err and "Valid keys" in err
     assert cli_main(["eval", str(tmp_path / "nothing")]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ callbacks, step protocol
+
+
+class CountCalls(Callback):
+    def __init__(self):
+        self.calls = {"after_backward": 0, "after_step": 0, "epoch_end": 0}
+        self.grad_seen = []
+
+    def after_backward(self, ctx):
+        self.calls["after_backward"] += 1
+        self.grad_seen.append(all(p.grad is not None for p in ctx.model.parameters()
+                                  if p.requires_grad))
+
+    def after_step(self, ctx):
+        self.calls["after_step"] += 1
+
+    def epoch_end(self, ctx):
+        self.calls["epoch_end"] += 1
+        assert "val_acc" in ctx.record
+
+    def state_dict(self):
+        return dict(self.calls)
+
+    def load_state_dict(self, state):
+        self.calls = dict(state)
+
+
+class ShrinkWeights(Callback):
+    """Changes the weights after every optimizer step (as a projection or mask would)."""
+
+    def after_step(self, ctx):
+        with torch.no_grad():
+            for p in ctx.model.parameters():
+                if p.ndim > 1:
+                    p.mul_(0.99)
+
+
+def test_callbacks_are_called_and_counted(tmp_path):
+    cb = CountCalls()
+    result = train(cfg(tmp_path, "cb", epochs=2), callbacks=[cb])
+    steps_per_epoch = 3  # 96 samples / batch 32
+    assert cb.calls == {"after_backward": 2 * steps_per_epoch, "after_step": 2 * steps_per_epoch,
+                        "epoch_end": 2}
+    assert all(cb.grad_seen)
+    assert result.finished and result.epochs_done == 2
+
+
+def test_weight_changing_callback_survives_resume(tmp_path):
+    full_cb = CountCalls()
+    full = train(cfg(tmp_path, "full", epochs=3), callbacks=[ShrinkWeights(), full_cb])
+    part_cb = CountCalls()
+    stopped = train(cfg(tmp_path, "part", epochs=3), stop_after_epochs=1,
+                    callbacks=[ShrinkWeights(), part_cb])
+    # stopping early returns the same type as a full run, without test metrics
+    assert type(stopped) is type(full)
+    assert not stopped.finished and stopped.epochs_done == 1 and "test_acc" not in stopped
+    resumed_cb = CountCalls()
+    resumed = train(resume=tmp_path / "part", callbacks=[ShrinkWeights(), resumed_cb])
+    assert resumed_cb.calls == full_cb.calls  # the callback's state came back with last.pt
+    assert resumed["test_acc"] == full["test_acc"]
+    wa, wb = _weights(tmp_path / "full"), _weights(tmp_path / "part")
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=1e-6), k
+    # the callback really acted: without it the weights differ
+    plain = train(cfg(tmp_path, "plain", epochs=3))
+    assert plain.finished
+    wc = _weights(tmp_path / "plain")
+    assert any(not torch.allclose(wa[k], wc[k]) for k in wa if wa[k].ndim > 1)
+
+
+def test_steps_are_registered_per_data_kind():
+    from spikeloom.train import STEPS, StepOutput, classification_step
+
+    assert STEPS.get("frames") is classification_step
+    model = torch.nn.Sequential(torch.nn.Flatten(2), torch.nn.Linear(6, 3))
+    x, y = torch.rand(4, 2, 2, 3), torch.tensor([0, 2])
+    out = classification_step(model, (x, y), "ce", torch.device("cpu"))
+    assert isinstance(out, StepOutput) and out.n == 2
+    rate = model(x).mean(0)
+    expected = torch.nn.functional.cross_entropy(rate, y, reduction="sum")
+    assert out.loss_sum.item() == pytest.approx(expected.item())
+    assert out.correct.item() == int((rate.argmax(-1) == y).sum())
+    with pytest.raises(ConfigError, match="per_step=True"):
+        classification_step(model, (x, y), "per_step_ce", torch.device("cpu"))
+
+
+def test_cli_options_are_derived_from_config_fields():
+    import dataclasses
+
+    from spikeloom.cli import build_parser
+    from spikeloom.train.config import cli_fields
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    cli = {f.name: f for f in cli_fields()}
+    assert set(cli) == fields - {"dataset_kwargs", "model_kwargs"}
+    assert cli["num_workers"].flag == "--workers" and cli["progress"].negates
+    assert cli["deterministic"].switch
+    args = build_parser().parse_args(["train", "--cost-batches", "2", "--no-plots",
+                                      "--momentum", "0.5", "--deterministic"])
+    from spikeloom.cli.train import config_from_args
+
+    c = config_from_args(args)
+    assert (c.cost_batches, c.plots, c.momentum, c.deterministic) == (2, False, 0.5, True)
+    assert c.progress is True  # untouched options keep the config default

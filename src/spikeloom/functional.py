@@ -1,4 +1,4 @@
-"""Keyword-argument front end of the neuron sequence operator (:mod:`spikeloom.ops.neuron_sequence`).
+"""Keyword-argument front end of the neuron sequence op (:mod:`spikeloom.ops.neuron_sequence`).
 
 :func:`neuron_sequence` takes the neuron parameters as keywords, builds a
 :class:`~spikeloom.ops.neuron_sequence.NeuronSpec` and runs the dispatched backend (the fused

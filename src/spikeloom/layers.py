@@ -1,6 +1,6 @@
 """Stateless building blocks for time-major spiking networks.
 
-Every layer here takes and returns **time-major** tensors ``[T, B, ...]`` (spec §0). Stateful
+Every layer here takes and returns **time-major** tensors ``[T, B, ...]``. Stateful
 dynamics live in :mod:`spikeloom.neurons`; the layers below are either applied to every time
 step independently (:class:`TimeDistributed`, which folds time into the batch axis) or mix
 information across time in a fixed, stateless way (:class:`TdBN` statistics,
@@ -13,8 +13,8 @@ name                              what it does
 :func:`to_time_major`             any layout containing ``T`` and ``B`` -> ``[T, B, ...]``
 :func:`from_time_major`           the inverse of :func:`to_time_major`
 :class:`TimeDistributed`          run a per-frame module (conv, pool, linear, ...) over time
-:class:`TdBN`                     threshold-dependent batch norm (STBP-tdBN, spec §3)
-:class:`TemporalAttention`        TA-SNN squeeze-and-excitation along time (spec §4)
+:class:`TdBN`                     threshold-dependent batch norm (STBP-tdBN)
+:class:`TemporalAttention`        TA-SNN squeeze-and-excitation along time
 :class:`MeanOverTime`             readout ``[T, B, K] -> [B, K]`` (rate / mean output)
 :class:`LastStep`                 readout ``[T, B, K] -> [B, K]`` (value at the last step)
 :class:`MembraneReadout`          readout: mean membrane potential of a non-firing integrator
@@ -115,7 +115,7 @@ class TimeDistributed(nn.Module):
     ``[T, B, *rest] -> x.flatten(0, 1) = [T·B, *rest] -> module -> [T·B, *out] -> [T, B, *out]``.
     One call of the wrapped module processes all steps (fast); this is exact for modules that
     treat batch rows independently (conv, pooling, linear, dropout, activations). For batch
-    norm it means statistics over time *and* batch (which is tdBN's rule, spec §3).
+    norm it means statistics over time *and* batch (which is tdBN's rule).
 
     Args:
         module: the per-frame module; available as ``.module``.
@@ -160,7 +160,7 @@ class TimeDistributed(nn.Module):
 
 
 class TdBN(nn.Module):
-    """Threshold-dependent batch normalisation (STBP-tdBN, Zheng et al. AAAI 2021; spec §3).
+    """Threshold-dependent batch normalisation (Zheng et al., AAAI 2021, arXiv:2011.05280).
 
     For each channel ``c`` the statistics span time, batch and space::
 
@@ -178,20 +178,21 @@ class TdBN(nn.Module):
     Args:
         num_features: number of channels ``C``.
         alpha: the ``α`` factor; ``None`` (default) means 1, or ``1/√2`` when ``residual``.
-        v_th: firing threshold ``V_th`` of the neurons this norm drives (0.5 per spec §3).
+        v_th: firing threshold ``V_th`` of the neurons this norm drives (0.5 in STBP-tdBN).
         eps: ``ε`` added to the variance; must be > 0 (``torch.nn.functional.batch_norm``
-            rejects 0 in training; the spec's ``ε = 0`` example is reproduced with ``1e-12``).
+            rejects 0 in training; an ``ε = 0`` formula is approximated with ``1e-12``).
         momentum: EMA factor of the running statistics; ``None`` = cumulative average.
         affine: learn the per-channel ``λ`` (``weight``) and ``β`` (``bias``).
         track_running_stats: keep running statistics (otherwise batch statistics always).
         residual: this norm feeds a residual sum (last norm of a residual branch or the
-            shortcut projection): use ``α = 1/√2`` (spec §3). Do not combine with ``alpha``.
+            shortcut projection): use ``α = 1/√2`` (STBP-tdBN). Do not combine with ``alpha``.
         scale_mode: ``"fixed"`` (default, the paper): ``y = λ·α·V_th·x_norm + β`` with ``λ``
             initialised to 1, i.e. the ``α·V_th`` scale is a constant. ``"init"``: the variant
             of the Joint A-SNN code (plain BN whose weight is *initialised* to ``α·V_th`` and
             then learned freely, ``y = λ·x_norm + β``). Both agree at initialisation but train
-            differently (the gradient w.r.t. ``λ`` differs by the factor ``α·V_th``); the spec
-            says both exist and does not rank them. ``"init"`` requires ``affine=True``.
+            differently (the gradient w.r.t. ``λ`` differs by the factor ``α·V_th``); both
+            exist in published code and neither is known to be better. ``"init"`` requires
+            ``affine=True``.
 
     Shapes:
         input ``[T, B, C]``, ``[T, B, C, L]``, ``[T, B, C, H, W]`` (any ``[T, B, C, *spatial]``);
@@ -320,7 +321,7 @@ class TdBN(nn.Module):
 
 
 class TemporalAttention(Probed, nn.Module):
-    """Temporal-wise attention of TA-SNN (Yao et al., ICCV 2021; spec §4), time-major.
+    """Temporal-wise attention of TA-SNN (Yao et al., ICCV 2021, arXiv:2107.11711), time-major.
 
     One score per frame and per sample, from a squeeze-and-excitation along time::
 
@@ -330,7 +331,7 @@ class TemporalAttention(Probed, nn.Module):
 
     with ``W1: T -> max(1, T // reduction)`` and ``W2`` back to ``T`` (``nn.Linear`` with
     bias). The hidden width is **clamped to at least 1** (e.g. ``T=4, reduction=16`` gives 1
-    hidden unit, as the spec requires it to be >= 1); use a smaller ``reduction`` for more. The
+    hidden unit; it must be >= 1); use a smaller ``reduction`` for more. The
     module is tied to the ``T`` it was built with. The reference code works on ``[B, T, ...]``;
     here the input is time-major ``[T, B, ...]`` (scores are transposed internally).
 
@@ -343,7 +344,7 @@ class TemporalAttention(Probed, nn.Module):
     is in **eval** mode, frames with ``a[t, b] < discard_threshold`` are zeroed (per sample)
     instead of scaled; the following neuron then only leaks during those steps (a hardware
     implementation could skip their synaptic operations). The paper states that irrelevant
-    frames are dropped at inference but neither the released code nor the spec gives the
+    frames are dropped at inference but neither the paper nor the released code gives the
     threshold value or where (input layer vs. every layer) it is applied — unverified, so it is
     an explicit option here and off by default. Training mode never discards.
 

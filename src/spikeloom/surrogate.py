@@ -2,9 +2,9 @@
 
 The forward pass of a spiking neuron fires ``s = Θ(z)`` with ``z = u - V_th``. The derivative of
 ``Θ`` is zero almost everywhere, so backpropagation through time (STBP) replaces it by a smooth
-or box-shaped pseudo-derivative ``h(z)`` (Wu et al. 2018, arXiv:1706.02609). Every surrogate here integrates to 1 over the
-real line, so the different shapes are comparable; their *width parameter* sets how far from the
-threshold a neuron still receives gradient.
+or box-shaped pseudo-derivative ``h(z)`` (Wu et al. 2018, arXiv:1706.02609). Every surrogate
+here integrates to 1 over the real line, so the different shapes are comparable; their *width
+parameter* sets how far from the threshold a neuron still receives gradient.
 
 ==============  =========================================================  =======================
 name            ``h(z)``                                                   parameter (default)

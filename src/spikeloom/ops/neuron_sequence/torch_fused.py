@@ -115,5 +115,5 @@ def _sum_to_shape(g: Tensor, shape: torch.Size) -> Tensor:
 def neuron_sequence_fused(
     x: Tensor, decay: float | Tensor, spec: NeuronSpec, v0: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Same contract as :func:`~spikeloom.ops.neuron_sequence.reference.neuron_sequence_reference`."""
+    """Same contract as :func:`.reference.neuron_sequence_reference`."""
     return _NeuronSequence.apply(x, decay, v0, spec)
