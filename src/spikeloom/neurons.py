@@ -30,8 +30,8 @@ from torch import Tensor, nn
 from .ops.neuron_sequence import NeuronSpec, Reset, neuron_sequence
 from .probes import Probed
 from .registry import Registry
+from .surrogate import Surrogate
 from .walk import register_role
-from .surrogate import Surrogate, get_surrogate
 
 __all__ = ["BaseNeuron", "LIF", "IF", "PLIF", "LIAF", "ACTIVATIONS", "NEURONS", "NeuronSpec"]
 
