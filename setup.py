@@ -1,7 +1,8 @@
 """Declares the optional C extension only; all metadata lives in pyproject.toml.
 
-``spikeloom.events._speedups`` speeds up ``spikeloom.events.transforms.to_frame``. It is
-``optional``: without a C compiler the install still succeeds and the numpy code path is used.
+``spikeloom.ops.frames._speedups`` is the ``c`` backend of the frame-counting operator (used by
+``spikeloom.events.frames.to_frame``). It is ``optional``: without a C compiler the install
+still succeeds and the ``numpy`` backend is used.
 """
 
 import sys
@@ -13,8 +14,8 @@ _ARGS = ["/O2"] if sys.platform == "win32" else ["-O3"]
 setup(
     ext_modules=[
         Extension(
-            "spikeloom.events._speedups",
-            ["src/spikeloom/events/_speedups.c"],
+            "spikeloom.ops.frames._speedups",
+            ["src/spikeloom/ops/frames/_speedups.c"],
             optional=True,
             extra_compile_args=_ARGS,
         )

@@ -9,8 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spikeloom.errors import BackendError
 from spikeloom.events import transforms as tr
 from spikeloom.events.core import EVENT_DTYPE, EventArray, make_events
+from spikeloom.ops import available_backends, get_backend, register_backend
+from spikeloom.ops._dispatch import _OPS
+from spikeloom.ops.frames import c_backend, select_backend
 
 SIZE = (5, 4, 2)  # W, H, P
 
@@ -359,23 +363,32 @@ def test_large_stream_matches_add_at_reference() -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# C extension (spikeloom.events._speedups) vs numpy path
+# frame-counting backends (spikeloom.ops.frames: c, numpy, reference) give identical results
 # ------------------------------------------------------------------------------------------
 
+SPEEDUPS = c_backend.speedups
 needs_c = pytest.mark.skipif(
-    tr._speedups is None, reason="C extension spikeloom.events._speedups is not built"
+    SPEEDUPS is None, reason="C extension spikeloom.ops.frames._speedups is not built"
 )
 NO_SPEEDUPS = "SPIKELOOM_NO_SPEEDUPS"
+BACKEND_ENV = "SPIKELOOM_BACKEND_FRAMES"
+PATHS = [pytest.param("c", marks=needs_c), "numpy", "reference"]
 
 
-def run_path(use_c: bool, fn):
-    """Run ``fn`` on one code path; return ``(result, None)`` or ``(None, error text)``."""
+def run_path(path: str | bool, fn):
+    """Run ``fn`` on one backend (``True`` = "c", ``False`` = "numpy"); return
+    ``(result, None)`` or ``(None, error text)``. The numpy path is selected through the
+    legacy alias ``SPIKELOOM_NO_SPEEDUPS=1``, the reference by ``SPIKELOOM_BACKEND_FRAMES``."""
+    path = {True: "c", False: "numpy"}.get(path, path)  # type: ignore[call-overload]
     with pytest.MonkeyPatch.context() as mp:
-        if use_c:
-            mp.delenv(NO_SPEEDUPS, raising=False)
-        else:
+        mp.delenv(BACKEND_ENV, raising=False)
+        mp.delenv(NO_SPEEDUPS, raising=False)
+        if path == "numpy":
             mp.setenv(NO_SPEEDUPS, "1")
-        assert tr.speedups_enabled() is use_c
+        elif path == "reference":
+            mp.setenv(BACKEND_ENV, "reference")
+        assert tr.speedups_enabled() is (path == "c")
+        assert select_backend().name == path
         try:
             return fn(), None
         except (ValueError, OverflowError) as err:
@@ -383,13 +396,18 @@ def run_path(use_c: bool, fn):
 
 
 def frames_both_paths(ev: np.ndarray, size, **kw):
-    """to_frame on the C and the numpy path; asserts identical frames/dtype or errors."""
+    """to_frame on the C, numpy and reference backends; asserts identical frames/dtype or
+    errors (the reference only for inputs small enough for np.add.at)."""
     fc, ec = run_path(True, lambda: tr.to_frame(ev, size, **kw))
     fn, en = run_path(False, lambda: tr.to_frame(ev, size, **kw))
-    assert ec == en, kw
-    if fc is not None:
-        assert fc.dtype == fn.dtype and fc.shape == fn.shape, kw
-        np.testing.assert_array_equal(fc, fn)
+    others = [(fn, en)]
+    if len(ev) <= 100_000:
+        others.append(run_path("reference", lambda: tr.to_frame(ev, size, **kw)))
+    for fo, eo in others:
+        assert ec == eo, kw
+        if fc is not None:
+            assert fc.dtype == fo.dtype and fc.shape == fo.shape, kw
+            np.testing.assert_array_equal(fc, fo)
     return fc, ec
 
 
@@ -510,23 +528,23 @@ def test_c_count_frames_direct_every_counter_type(out_dtype) -> None:
     lo = np.array([0, 100, 100, 1500, 3999, 4000], np.int64)  # overlapping and empty frames
     hi = np.array([250, 100, 2000, 4000, 4000, 4000], np.int64)
     out = np.zeros((len(lo), p * h * w), out_dtype)
-    assert tr._speedups.count_frames(ev, lo, hi, w, h, p, out) == (-1, -1)
+    assert SPEEDUPS.count_frames(ev, lo, hi, w, h, p, out) == (-1, -1)
     ref = np.zeros((len(lo), p, h, w), np.int64)
     for j in range(len(lo)):
         e = ev[lo[j] : hi[j]]
         np.add.at(ref[j], (e["p"].astype(int), e["y"].astype(int), e["x"].astype(int)), 1)
     np.testing.assert_array_equal(out.reshape(ref.shape), ref)
     # counts are added to what is there; P=1 merges the polarities
-    tr._speedups.count_frames(ev, lo, hi, w, h, p, out)
+    SPEEDUPS.count_frames(ev, lo, hi, w, h, p, out)
     np.testing.assert_array_equal(out.reshape(ref.shape), 2 * ref)
     merged = np.zeros((len(lo), h * w), out_dtype)
-    tr._speedups.count_frames(ev, lo, hi, w, h, 1, merged)
+    SPEEDUPS.count_frames(ev, lo, hi, w, h, 1, merged)
     np.testing.assert_array_equal(merged.reshape(len(lo), h, w), ref.sum(axis=1))
 
 
 @needs_c
 def test_c_kernels_report_first_problem() -> None:
-    s = tr._speedups
+    s = SPEEDUPS
     #                x  y  p   t
     ev = events_of([0, 1, 5, 2, 0], [0, 4, 0, 0, 0], [0, 1, 1, 2, 0], [3, 4, 4, 2, 9])
     out = np.zeros((2, 2 * 4 * 5), np.uint8)
@@ -550,7 +568,7 @@ def test_c_kernels_report_first_problem() -> None:
 
 @needs_c
 def test_c_kernels_reject_bad_arguments() -> None:
-    s = tr._speedups
+    s = SPEEDUPS
     ev = events_of([0, 1], [0, 0], [0, 1], [0, 1])
     lo, hi = np.array([0], np.int64), np.array([2], np.int64)
     out = np.zeros((1, 40), np.uint16)
@@ -582,8 +600,8 @@ def test_c_kernels_reject_bad_arguments() -> None:
         s.scan_events(ev, 1, 3, 5, 4, 2)
 
 
-@pytest.mark.parametrize("use_c", [pytest.param(True, marks=needs_c), False])
-def test_range_errors_name_the_first_bad_event(use_c: bool) -> None:
+@pytest.mark.parametrize("use_c", PATHS)
+def test_range_errors_name_the_first_bad_event(use_c: str) -> None:
     #                x  y  p   t
     ev = events_of([0, 1, 9, 2, 7], [0, 8, 9, 0, 0], [0, 0, 0, 5, 0], [0, 1, 2, 3, 4])
     cases = [
@@ -621,8 +639,8 @@ def test_range_errors_name_the_first_bad_event(use_c: bool) -> None:
     assert err is not None and "event 3 has x=7" in err
 
 
-@pytest.mark.parametrize("use_c", [pytest.param(True, marks=needs_c), False])
-def test_unsorted_events_outside_the_frames_are_detected(use_c: bool) -> None:
+@pytest.mark.parametrize("use_c", PATHS)
+def test_unsorted_events_outside_the_frames_are_detected(use_c: str) -> None:
     # only a prefix / suffix is used, and the disorder lies outside the frames that the
     # (bisection) slicing of the unsorted times gives; sorting first changes the frames
     tail = events_of([0, 1, 2, 3, 4], [0] * 5, [1] * 5, [0, 6, 12, 7, 30])
@@ -636,18 +654,65 @@ def test_unsorted_events_outside_the_frames_are_detected(use_c: bool) -> None:
 
 
 def test_speedups_env_switch_and_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
     monkeypatch.setenv(NO_SPEEDUPS, "1")
     assert not tr.speedups_enabled()
+    assert select_backend().name == "numpy"
     for value in ("", "0"):
         monkeypatch.setenv(NO_SPEEDUPS, value)
-        assert tr.speedups_enabled() is (tr._speedups is not None)
+        assert tr.speedups_enabled() is (SPEEDUPS is not None)
+    # SPIKELOOM_BACKEND_FRAMES wins over the legacy alias
+    monkeypatch.setenv(NO_SPEEDUPS, "1")
+    monkeypatch.setenv(BACKEND_ENV, "reference")
+    assert select_backend().name == "reference" and not tr.speedups_enabled()
     # a compiled extension lying in the package must be the one that is imported
-    built = list(Path(tr.__file__).parent.glob("_speedups*.so")) + list(
-        Path(tr.__file__).parent.glob("_speedups*.pyd")
-    )
+    folder = Path(c_backend.__file__).parent
+    built = list(folder.glob("_speedups*.so")) + list(folder.glob("_speedups*.pyd"))
     if built:
-        assert tr._speedups is not None
-        assert Path(tr._speedups.__file__).parent == Path(tr.__file__).parent
+        assert SPEEDUPS is not None
+        assert Path(SPEEDUPS.__file__).parent == folder
+        assert "c" in available_backends("frames")
+    else:
+        assert "c" not in available_backends("frames")
+
+
+def test_frames_backends_listed_and_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    names = available_backends("frames")
+    assert {"numpy", "reference"} <= set(names)
+    assert ("c" in names) is (SPEEDUPS is not None)
+    monkeypatch.delenv(NO_SPEEDUPS, raising=False)
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    assert select_backend().name == ("c" if SPEEDUPS is not None else "numpy")
+    ev = events_of([0, 1, 1], [0, 0, 2], [1, 0, 0], [0, 5, 9])
+    expected = tr.to_frame(ev, SIZE, n_time_bins=2)
+    calls = []
+    real = get_backend("frames", "reference").fn
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    register_backend("frames", "spy", spy, devices=("cpu",), priority=-1)
+    try:
+        for name in names + ["spy"]:
+            monkeypatch.setenv(BACKEND_ENV, name)
+            assert select_backend().name == name
+            np.testing.assert_array_equal(tr.to_frame(ev, SIZE, n_time_bins=2), expected)
+        assert calls == [1]  # to_frame really goes through the forced backend
+    finally:
+        _OPS["frames"].unregister("spy")
+    monkeypatch.setenv(BACKEND_ENV, "nope")
+    with pytest.raises(BackendError, match=r"SPIKELOOM_BACKEND_FRAMES=nope.*unknown backend"):
+        tr.to_frame(ev, SIZE, n_time_bins=2)
+    assert not tr.speedups_enabled()
+    # known but unavailable: what the "c" backend reports when its extension is missing
+    monkeypatch.setattr(c_backend, "speedups", None)
+    assert "c" not in available_backends("frames")
+    monkeypatch.setenv(BACKEND_ENV, "c")
+    with pytest.raises(BackendError, match="cannot run here: the C extension .* is not built"):
+        tr.to_frame(ev, SIZE, n_time_bins=2)
+    monkeypatch.delenv(BACKEND_ENV)
+    assert select_backend().name == "numpy"  # the fallback without the extension
 
 
 # ------------------------------------------------------------------------------------------
@@ -807,7 +872,8 @@ def test_flips(stream: EventArray) -> None:
     np.testing.assert_array_equal(tr.to_frame(fp, n_time_bins=3), f[:, ::-1])
     with pytest.raises(ValueError, match="sensor size"):
         tr.flip_lr(stream.view(np.ndarray))
-    half = [int((tr.FlipLR(p=0.5)(stream, rng=s)["x"] != stream["x"]).any()) for s in range(40)]
+    flip = tr.RandomApply(tr.FlipLR(), p=0.5)
+    half = [int((flip(stream, rng=s)["x"] != stream["x"]).any()) for s in range(40)]
     assert 5 < sum(half) < 35
 
 
@@ -870,8 +936,8 @@ ALL_TRANSFORMS = [
     tr.CenterCrop(8),
     tr.RandomCrop((10, 10)),
     tr.FlipLR(),
-    tr.FlipUD(p=0.5),
-    tr.FlipPolarity(p=0.3),
+    tr.RandomApply(tr.FlipUD(), p=0.5),
+    tr.RandomApply(tr.FlipPolarity(), p=0.3),
     tr.DropEvent(0.2),
     tr.TimeJitter(100.0),
     tr.DropTime(0.25),
@@ -911,7 +977,8 @@ def test_cache_keys_distinguish_parameters() -> None:
     assert a.cache_key() != tr.ToFrame((16, 12, 2), time_window=1001).cache_key()
     assert tr.ToFrame(n_time_bins=3, dtype="uint8").params()["dtype"] == "uint8"
     assert "time_window=1000" in repr(a)
-    assert not a.is_random and tr.RandomCrop(4).is_random and not tr.FlipLR(p=1).is_random
+    assert not a.is_random and tr.RandomCrop(4).is_random
+    assert not tr.RandomApply(tr.FlipLR(), p=1).is_random and not tr.FlipLR().is_random
 
 
 def test_compose_pipeline_propagates_sensor_size(stream: EventArray) -> None:

@@ -1,5 +1,6 @@
 /*
- * spikeloom.events._speedups -- optional C kernels for spikeloom.events.transforms.
+ * spikeloom.ops.frames._speedups -- optional C kernels of the frame-counting operator
+ * (the "c" backend of spikeloom.ops.frames, used by spikeloom.events.frames.to_frame).
  *
  * The event records are the packed 13-byte structs of spikeloom.events.core.EVENT_DTYPE:
  *
@@ -10,8 +11,8 @@
  *
  * Fields are read with memcpy from their byte offset (the records are not aligned). Only the
  * CPython buffer protocol is used (no numpy C API), so building needs a C compiler and the
- * Python headers only. The Python side (transforms.py) falls back to numpy when this module
- * is missing.
+ * Python headers only. The Python side (c_backend.py) registers the "c" backend only when this
+ * module imports; otherwise the numpy backend is used.
  *
  * Functions (all release the GIL while they loop):
  *
@@ -438,8 +439,8 @@ static PyMethodDef speedups_methods[] = {
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
-    "spikeloom.events._speedups",
-    "Optional C kernels for spikeloom.events.transforms (event records -> frame counts).",
+    "spikeloom.ops.frames._speedups",
+    "Optional C kernels of the frame-counting operator (event records -> frame counts).",
     -1,
     speedups_methods,
     NULL,
