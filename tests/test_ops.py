@@ -74,7 +74,79 @@ def _neuron_case(fn, ref) -> None:
 
 
 # ----------------------------------------------------------------------------- frames
-# (filled in below by the frame-counting op's section)
+
+
+@case("frames")
+def _frames_case(fn, ref) -> None:
+    import numpy as np
+
+    from spikeloom.events.core import EVENT_DTYPE
+    from spikeloom.events.slicing import (
+        SliceByEventBins,
+        SliceByEventCount,
+        SliceByTime,
+        SliceByTimeBins,
+    )
+
+    def stream(rng, n, size, t_max, sort=True, bad=0):
+        w, h, p = size
+        ev = np.empty(n, EVENT_DTYPE)
+        ev["x"], ev["y"] = rng.integers(0, w, n), rng.integers(0, h, n)
+        ev["p"], ev["t"] = rng.integers(0, p, n), rng.integers(0, t_max, n)
+        if sort:
+            ev["t"] = np.sort(ev["t"])
+        for i in rng.integers(0, max(n, 1), bad if n else 0):  # out-of-range events
+            field = str(rng.choice(["x", "y", "p"]))
+            ev[field][i] = dict(x=w, y=h, p=p)[field] + int(rng.integers(0, 3))
+        return ev
+
+    def fixed(lo, hi):  # explicit ranges: overlapping, empty, nested
+        return lambda t: (np.minimum(lo, len(t)), np.minimum(hi, len(t)))
+
+    def run(f, ev, ranges, size, by_time, check_all):
+        try:
+            return f(ev, ranges, size, by_time=by_time, check_all=check_all), None
+        except ValueError as err:
+            return None, str(err)
+
+    rng = np.random.default_rng(0)
+    slicers = [SliceByTime(37), SliceByTime(50, overlap=30), SliceByTime(20, n_slices=4,
+               start_time=100), SliceByTimeBins(5), SliceByTimeBins(3, rule="floor"),
+               SliceByEventCount(13), SliceByEventCount(10, overlap=7, n_slices=40),
+               SliceByEventBins(4)]
+    explicit = [fixed(np.array([0, 3, 3, 8, 8, 10]), np.array([8, 8, 8, 8, 30, 400])),
+                fixed(np.array([], int), np.array([], int))]
+    n_errors = 0
+    for trial in range(240):
+        size = (int(rng.integers(1, 9)), int(rng.integers(1, 7)), int(rng.choice([1, 2, 3])))
+        n = int(rng.choice([0, 1, 17, 300, 2000]))
+        ev = stream(rng, n, size, int(rng.choice([1, 60, 1000])), sort=rng.random() < 0.7,
+                    bad=int(rng.random() < 0.25) * int(rng.integers(1, 4)))
+        if trial % 3:
+            slicer = slicers[trial % len(slicers)]
+            ranges, by_time = slicer.indices, slicer.by_time
+        else:
+            ranges, by_time = explicit[trial % 2], bool(rng.random() < 0.5)
+        check_all = bool(rng.random() < 0.5)
+        got, err = run(fn, ev, ranges, size, by_time, check_all)
+        want, err_ref = run(ref, ev, ranges, size, by_time, check_all)
+        where = f"trial {trial}: n={n} size={size} by_time={by_time} check_all={check_all}"
+        assert err == err_ref, where
+        if err is not None:
+            n_errors += 1
+            assert err.startswith("event "), where
+            continue
+        for a, b in zip(got, want):  # events (maybe sorted), start, stop, counts
+            assert a.dtype == b.dtype and a.shape == b.shape, where
+            np.testing.assert_array_equal(a, b, err_msg=where)
+    assert 20 < n_errors < 120  # both the error and the counting branches ran
+    # counter dtype limits: the longest frame decides (255 -> uint8, 256 -> uint16, ...)
+    for n, dtype in ((255, np.uint8), (256, np.uint16), (65_535, np.uint16), (65_536, np.uint32)):
+        ev = np.zeros(n, EVENT_DTYPE)  # every event on one pixel: counts reach the bound
+        for f in (fn, ref):
+            _, _, _, counts = f(ev, SliceByEventBins(1).indices, (2, 2, 2), by_time=False,
+                                check_all=False)
+            assert counts.dtype == dtype and int(counts[0, 0]) == n and int(counts.sum()) == n
 
 
 # ----------------------------------------------------------------------------- the test
