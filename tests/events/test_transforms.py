@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import pickle
 from fractions import Fraction
 from pathlib import Path
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 
 from spikeloom.errors import BackendError
+from spikeloom.events import slicing as sl
 from spikeloom.events import transforms as tr
 from spikeloom.events.core import EVENT_DTYPE, EventArray, make_events
 from spikeloom.ops import available_backends, get_backend, register_backend
@@ -993,6 +996,133 @@ def test_compose_pipeline_propagates_sensor_size(stream: EventArray) -> None:
     assert rnd.is_random
     with pytest.raises(TypeError, match="EventTransform"):
         tr.Compose([lambda e: e])
+
+
+# ------------------------------------------------------------------------------------------
+# RandomApply
+# ------------------------------------------------------------------------------------------
+
+
+def test_random_apply_probability_extremes(stream: EventArray) -> None:
+    never = tr.RandomApply(tr.FlipLR(), p=0)
+    always = tr.RandomApply(tr.FlipLR(), p=1.0)
+    for seed in range(20):
+        out = never(stream, rng=seed)
+        np.testing.assert_array_equal(out, stream)
+        assert out is not stream and out.sensor_size == stream.sensor_size
+        np.testing.assert_array_equal(always(stream, rng=seed), tr.flip_lr(stream))
+    assert not never.is_random and not always.is_random
+    # p = 1 passes the caller's rng on unchanged: identical to the inner transform alone
+    crop = tr.RandomCrop(5)
+    np.testing.assert_array_equal(tr.RandomApply(crop, 1)(stream, rng=3), crop(stream, rng=3))
+    assert tr.RandomApply(crop, 1).is_random and not tr.RandomApply(crop, 0).is_random
+
+
+def test_random_apply_seeded_reproducible_and_both_outcomes(stream: EventArray) -> None:
+    t = tr.RandomApply(tr.FlipPolarity(), p=0.5)
+    assert t.is_random
+    flipped = []
+    for seed in range(40):
+        a, b = t(stream, rng=seed), t(stream, rng=np.random.default_rng(seed))
+        np.testing.assert_array_equal(a, b)
+        applied = bool((a["p"] != stream["p"]).any())
+        # the decision is the first uniform draw of the generator
+        assert applied is bool(np.random.default_rng(seed).random() < 0.5)
+        flipped.append(applied)
+    assert 5 < sum(flipped) < 35
+    # inside Compose the pipeline's generator is shared: a seed reproduces the whole pipeline
+    pipe = tr.Compose([tr.RandomApply(tr.FlipUD(), 0.5), tr.RandomCrop(6)])
+    np.testing.assert_array_equal(pipe(stream, rng=11), pipe(stream, rng=11))
+
+
+def test_random_apply_cache_key_and_errors() -> None:
+    inner = tr.Downsample(2)
+    t = tr.RandomApply(inner, p=0.25)
+    key = t.cache_key()
+    assert key.startswith("spikeloom.RandomApply/v") and '"p":0.25' in key
+    assert json.loads(key.split(":", 1)[1])["transform"] == inner.cache_key()
+    assert key != tr.RandomApply(inner, p=0.5).cache_key()
+    assert key != tr.RandomApply(tr.Downsample(3), p=0.25).cache_key()
+    assert t == pickle.loads(pickle.dumps(t)) and repr(t).startswith("RandomApply(")
+    with pytest.raises(ValueError, match="probability"):
+        tr.RandomApply(inner, p=1.5)
+    with pytest.raises(TypeError, match="EventTransform"):
+        tr.RandomApply(lambda e: e, p=0.5)
+    for cls in (tr.FlipLR, tr.FlipUD, tr.FlipPolarity):  # the removed p field says where it went
+        with pytest.raises(TypeError, match=r"RandomApply\(" + cls.__name__):
+            cls(p=0.5)
+
+
+# ------------------------------------------------------------------------------------------
+# slicers
+# ------------------------------------------------------------------------------------------
+
+
+def ranges(slicer, events) -> tuple[list[int], list[int]]:
+    lo, hi = slicer.indices(events)
+    assert lo.dtype == np.intp and hi.dtype == np.intp
+    return lo.tolist(), hi.tolist()
+
+
+def test_slice_by_time_hand_ranges() -> None:
+    ev = events_of([0] * 5, [0] * 5, [0] * 5, [10, 12, 19, 20, 41])
+    # windows [10,20) [20,30) [30,40) [40,50)
+    assert ranges(sl.SliceByTime(10), ev) == ([0, 3, 4, 4], [3, 4, 4, 5])
+    # stride 5: [10,20) [15,25) [20,30) [25,35) [30,40) [35,45)
+    assert ranges(sl.SliceByTime(10, overlap=5), ev) == ([0, 2, 3, 4, 4, 4], [3, 4, 4, 4, 4, 5])
+    assert ranges(sl.SliceByTime(10, include_incomplete=False), ev) == ([0, 3, 4], [3, 4, 4])
+    assert ranges(sl.SliceByTime(10, n_slices=2, start_time=15), ev) == ([2, 4], [4, 4])
+    assert ranges(sl.SliceByTime(10), ev["t"].copy()) == ([0, 3, 4, 4], [3, 4, 4, 5])  # t only
+    assert ranges(sl.SliceByTime(10), ev[:0]) == ([], [])
+    assert ranges(sl.SliceByTime(10, n_slices=2), ev[:0]) == ([0, 0], [0, 0])
+    assert sl.SliceByTime.by_time and sl.SliceByTimeBins.by_time
+
+
+def test_slice_by_time_bins_hand_ranges() -> None:
+    t = np.array([0, 50, 100])
+    assert ranges(sl.SliceByTimeBins(2), t) == ([0, 2], [2, 3])  # span 101: edges 0, 51, 101
+    assert ranges(sl.SliceByTimeBins(2, rule="floor"), t) == ([0, 1], [1, 3])  # dT = 50
+    assert ranges(sl.SliceByTimeBins(3, start_time=60), t) == ([2, 2, 2], [2, 2, 3])
+    assert ranges(sl.SliceByTimeBins(3), t[:0]) == ([0, 0, 0], [0, 0, 0])
+
+
+def test_slice_by_event_count_and_bins_hand_ranges() -> None:
+    t = np.arange(7)
+    assert ranges(sl.SliceByEventCount(3), t) == ([0, 3, 6], [3, 6, 7])
+    assert ranges(sl.SliceByEventCount(3, overlap=1), t) == ([0, 2, 4], [3, 5, 7])
+    assert ranges(sl.SliceByEventCount(3, include_incomplete=False), t) == ([0, 3], [3, 6])
+    assert ranges(sl.SliceByEventCount(3, n_slices=4), t) == ([0, 3, 6, 7], [3, 6, 7, 7])
+    assert ranges(sl.SliceByEventBins(2), t) == ([0, 3], [3, 7])
+    assert ranges(sl.SliceByEventBins(3), t[:2]) == ([0, 0, 0], [0, 0, 2])
+    assert not sl.SliceByEventCount.by_time and not sl.SliceByEventBins.by_time
+
+
+def test_slicers_validate_and_drive_to_frame(stream: EventArray) -> None:
+    with pytest.raises(ValueError, match=">= 1"):
+        sl.SliceByTime(0)
+    with pytest.raises(TypeError, match="int"):
+        sl.SliceByEventCount(5.0)
+    with pytest.raises(ValueError, match="overlap"):
+        sl.SliceByTime(10, overlap=10)
+    with pytest.raises(ValueError, match="include_incomplete"):
+        sl.SliceByEventCount(10, include_incomplete=False, n_slices=2)
+    with pytest.raises(ValueError, match="time_bins_rule"):
+        sl.SliceByTimeBins(3, rule="ceil")
+    s = sl.SliceByTime(1000, overlap=200)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.window = 5  # type: ignore[misc]
+    assert s == pickle.loads(pickle.dumps(s))
+    assert tr.ToFrame(time_window=1000, overlap=200).slicer == s
+    assert tr.ToFrame(n_event_bins=4).slicer == sl.SliceByEventBins(4)
+    for kw, slicer in (
+        (dict(time_window=1000, overlap=200), s),
+        (dict(n_time_bins=5, time_bins_rule="floor"), sl.SliceByTimeBins(5, rule="floor")),
+        (dict(event_count=37, n_frames=20), sl.SliceByEventCount(37, n_slices=20)),
+        (dict(n_event_bins=3), sl.SliceByEventBins(3)),
+    ):
+        np.testing.assert_array_equal(tr.to_frame(stream, slicer=slicer), tr.to_frame(stream, **kw))
+    with pytest.raises(ValueError, match="either slicer= or the slicing keywords"):
+        tr.to_frame(stream, slicer=s, n_time_bins=3)
 
 
 # ------------------------------------------------------------------------------------------
