@@ -76,7 +76,7 @@ def main() -> int:
     torch.set_num_threads(1)
     digits = read_idx(images_path)[: args.n]
     v254 = [resize_longer_side(value_channel(d)) for d in digits]
-    events = [sum(map(len, odg(v))) for v in v254]
+    events = [len(odg(v)) for v in v254]  # odg returns an EventArray (ON + OFF)
 
     jpegs = []
     for d in digits:

@@ -11,7 +11,7 @@ import torch
 
 from spikeloom.datasets.esdigits import ESDigits, esdigits_frames, split_indices, upscale
 from spikeloom.events.core import EVENT_DTYPE
-from spikeloom.events.odg import odg
+from spikeloom.events.odg import odg, to_pos_neg
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_frames_equal_single_image_odg():
 
     img = load_digits().images[17].astype(np.float32) / 16
     v = np.clip(upscale(img[None], 32), 0, 1)[0]
-    pos, neg = odg(v, crop=None)
+    pos, neg = to_pos_neg(odg(v, crop=None))  # odg returns an EventArray
     frames = esdigits_frames()[0][17]
     assert frames.sum() == len(pos) + len(neg)
     assert np.all(frames[pos[:, 2] - 1, 1, pos[:, 0] - 1, pos[:, 1] - 1] == 1)

@@ -1,13 +1,24 @@
-"""Tests of the ODG conversion (spec §5), its frame loader and the Edge-Integral reconstruction."""
+"""Tests of the ODG conversion (ES-ImageNet, Lin et al. 2021, arXiv:2110.12211), its frame
+loader and the Edge-Integral reconstruction."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
+from spikeloom.events.core import EventArray
 from spikeloom.events.odg import (
+    ES_IMAGENET,
+    ES_IMAGENET_CROP,
+    ES_IMAGENET_MIN_EVENTS,
+    ES_IMAGENET_SIZE,
+    ES_IMAGENET_THRESHOLD,
     ES_IMAGENET_TRAJECTORY,
+    ES_IMAGENET_WINDOW,
+    ESImageNetGeometry,
     ODGResult,
     convert_image,
     edge_integral,
@@ -19,6 +30,7 @@ from spikeloom.events.odg import (
     resize_longer_side,
     resize_nearest,
     resized_shape,
+    to_pos_neg,
     value_channel,
 )
 
@@ -31,12 +43,18 @@ def step_edge(h: int = 254, w: int = 254) -> np.ndarray:
     return v
 
 
+def pos_neg(v: np.ndarray, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """``(pos, neg)`` ``[n, 3]`` (row, col, t) arrays of ``odg(v, **kwargs)``."""
+    return to_pos_neg(odg(v, **kwargs))
+
+
 def per_step(ev: np.ndarray) -> list[int]:
     return np.bincount(ev[:, 2], minlength=9)[1:].tolist()
 
 
 def reference_odg(v, threshold=0.18, crop=(16, 240)):
-    """Literal, loop-per-step transcription of spec §5 steps 4-9 (independent of the module)."""
+    """Literal, loop-per-step transcription of the authors' ODG steps (canvas, difference,
+    border suppression, crop), independent of the module."""
     trace = ES_IMAGENET_TRAJECTORY
     h, w = v.shape
     last = None
@@ -64,21 +82,22 @@ def reference_odg(v, threshold=0.18, crop=(16, 240)):
 
 
 # ------------------------------------------------------------------------------------------
-# spec §5 test vectors
+# hand-checked test vectors
 # ------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("value", [0.0, 0.3, 1.0])
 def test_constant_image_gives_no_event(value):
-    pos, neg = odg(np.full((254, 254), value, np.float32))
-    assert pos.shape == (0, 3) and neg.shape == (0, 3)
+    ev = odg(np.full((254, 254), value, np.float32))
+    pos, neg = to_pos_neg(ev)
+    assert len(ev) == 0 and pos.shape == (0, 3) and neg.shape == (0, 3)
     img = np.full((300, 200, 3), int(value * 255), np.uint8)
     assert convert_image(img) is None
     assert convert_image(img, min_events=0).num_events == 0
 
 
 def test_step_edge_per_step_counts():
-    pos, neg = odg(step_edge())
+    pos, neg = pos_neg(step_edge())
     assert list(zip(per_step(pos), per_step(neg))) == STEP_COUNTS
     assert (len(pos), len(neg), len(pos) + len(neg)) == (892, 1115, 2007)
     assert np.unique(neg[neg[:, 2] == 1, 1]).tolist() == [127, 128]
@@ -91,17 +110,17 @@ def test_step_edge_per_step_counts():
 
 def test_direction_selectivity_horizontal_edge():
     # t = 7 is a purely horizontal move (0, +1): a horizontal edge gives nothing there.
-    pos, neg = odg(step_edge().T.copy())
+    pos, neg = pos_neg(step_edge().T.copy())
     assert per_step(pos)[6] == per_step(neg)[6] == 0
     assert per_step(pos)[7] + per_step(neg)[7] > 0
 
 
 def test_loader_keeps_all_step_edge_events_and_layouts_agree():
-    pos, neg = odg(step_edge())
-    es = odg_frames(pos, neg, 254, 254, layout="es_imagenet")
+    ev = odg(step_edge())
+    es = odg_frames(ev, 254, 254, layout="es_imagenet")
     assert es.shape == (2, 8, 224, 224) and es.dtype == np.float32
     assert es.sum() == 2007 and es[0].sum() == 892 and es[1].sum() == 1115
-    tp = odg_frames(pos, neg, 254, 254)
+    tp = odg_frames(ev, 254, 254)
     assert tp.shape == (8, 2, 224, 224)
     np.testing.assert_array_equal(tp[:, 1], es[0])  # ON
     np.testing.assert_array_equal(tp[:, 0], es[1])  # OFF
@@ -110,8 +129,8 @@ def test_loader_keeps_all_step_edge_events_and_layouts_agree():
 
 
 def test_edge_integral_of_step_edge():
-    pos, neg = odg(step_edge())
-    es = odg_frames(pos, neg, 254, 254, layout="es_imagenet")
+    ev = odg(step_edge())
+    es = odg_frames(ev, 254, 254, layout="es_imagenet")
     gray = edge_integral(es)
     assert gray.shape == (224, 224)
     assert np.flatnonzero(np.abs(gray).sum(0)).tolist() == [110, 111, 112, 113]
@@ -119,7 +138,7 @@ def test_edge_integral_of_step_edge():
     assert gray[100, 109:115].tolist() == [0, -1, -4, 3, 1, 0]
     assert gray.sum() == -220
     # tpchw layout, bool frames and torch tensors give the same image
-    tp = odg_frames(pos, neg, 254, 254, dtype=bool)
+    tp = odg_frames(ev, 254, 254, dtype=bool)
     np.testing.assert_array_equal(edge_integral(tp, layout="tpchw"), gray)
     t = edge_integral(torch.from_numpy(es)[None], layout="es_imagenet")
     assert t.shape == (1, 224, 224)
@@ -131,9 +150,9 @@ def test_edge_integral_generalised_size_small_canvas():
     # rows show the same profile as the 254 case, at image columns edge-2 .. edge+1
     v = np.zeros((20, 20), np.float32)
     v[:, 10:] = 1.0
-    pos, neg = odg(v, crop=None)
-    frames = odg_frames(pos, neg, 20, 20, size=20, window=None)
-    assert frames.shape == (8, 2, 20, 20) and frames.sum() == len(pos) + len(neg)
+    ev = odg(v, crop=None)
+    frames = odg_frames(ev, 20, 20, size=20, window=None)
+    assert frames.shape == (8, 2, 20, 20) and frames.sum() == len(ev)
     gray = edge_integral(frames, layout="tpchw")
     assert gray.shape == (20, 20)
     assert np.flatnonzero(np.abs(gray).sum(0)).tolist() == [8, 9, 10, 11]
@@ -143,9 +162,9 @@ def test_edge_integral_generalised_size_small_canvas():
 
 def test_short_image_170x254():
     v = step_edge(170, 254)
-    pos, neg = odg(v)
-    assert len(pos) + len(neg) == 1381
-    es = odg_frames(pos, neg, 170, 254, layout="es_imagenet")
+    ev = odg(v)
+    assert len(ev) == 1381
+    es = odg_frames(ev, 170, 254, layout="es_imagenet")
     assert es.sum() == 1381
     rows = np.flatnonzero(es.any(axis=(0, 1, 3)))
     assert (rows.min(), rows.max()) == (43, 196)
@@ -164,7 +183,7 @@ def test_odg_matches_literal_reference(shape, crop):
     # smooth-ish random image: blocky noise so that both signs and all steps occur
     v = rng.random((shape[0] // 4 + 1, shape[1] // 4 + 1)).repeat(4, 0).repeat(4, 1)
     v = v[: shape[0], : shape[1]].astype(np.float32)
-    pos, neg = odg(v, crop=crop)
+    pos, neg = pos_neg(v, crop=crop)
     rpos, rneg = reference_odg(v, crop=crop)
     np.testing.assert_array_equal(pos, rpos)
     np.testing.assert_array_equal(neg, rneg)
@@ -174,7 +193,7 @@ def test_odg_matches_literal_reference(shape, crop):
 def test_events_lie_in_rows_and_cols_1_to_h():
     rng = np.random.default_rng(2)
     v = rng.random((20, 13)).astype(np.float32)
-    pos, neg = odg(v, crop=None)
+    pos, neg = pos_neg(v, crop=None)
     ev = np.concatenate([pos, neg])
     assert ev[:, 0].min() >= 1 and ev[:, 0].max() <= 20
     assert ev[:, 1].min() >= 1 and ev[:, 1].max() <= 13
@@ -187,25 +206,29 @@ def test_odg_batch_matches_single():
     batch = odg_batch(v, crop=None, chunk_size=3)
     assert len(batch) == 7
     for k in range(7):
-        pos, neg = odg(v[k], crop=None)
-        np.testing.assert_array_equal(batch[k][0], pos)
-        np.testing.assert_array_equal(batch[k][1], neg)
-    assert batch[3][0].shape == (0, 3)
+        single = odg(v[k], crop=None)
+        assert isinstance(batch[k], EventArray) and batch[k].sensor_size == single.sensor_size
+        np.testing.assert_array_equal(batch[k], single)
+        np.testing.assert_array_equal(to_pos_neg(batch[k])[0], to_pos_neg(single)[0])
+        np.testing.assert_array_equal(to_pos_neg(batch[k])[1], to_pos_neg(single)[1])
+    assert to_pos_neg(batch[3])[0].shape == (0, 3) and len(batch[3]) == 0
     for layout in ("tpchw", "es_imagenet"):
         frames = odg_batch(v, crop=None, output="frames", layout=layout, window=(1, 17))
         for k in range(7):
-            ref = odg_frames(*batch[k], 16, 16, layout=layout, size=16, window=(1, 17))
+            ref = odg_frames(batch[k], 16, 16, layout=layout, size=16, window=(1, 17))
             np.testing.assert_array_equal(frames[k], ref)
         # window (1, size+1) keeps every event
-        assert frames.sum() == sum(len(p) + len(n) for p, n in batch)
+        assert frames.sum() == sum(len(e) for e in batch)
     on, off = odg_batch(v, crop=None, output="masks")
-    assert on.shape == (7, 8, 20, 20) and on.sum() == sum(len(p) for p, _ in batch)
+    assert on.shape == (7, 8, 20, 20) and on.sum() == sum(int((e["p"] == 1).sum()) for e in batch)
+    assert odg_batch(v[:0], crop=None) == []
+    assert odg_batch(v[:0], crop=None, output="frames").shape == (0, 8, 2, 16, 16)
 
 
 def test_frames_from_masks_matches_odg_frames_for_centred_crop():
     v = step_edge(170, 254)
     on, off = odg_batch(v[None], output="masks")
-    ref = odg_frames(*odg(v), 170, 254, dtype=np.uint8)
+    ref = odg_frames(odg(v), 170, 254, dtype=np.uint8)
     np.testing.assert_array_equal(frames_from_masks(on, off, 170, 254)[0], ref)
 
 
@@ -268,9 +291,9 @@ def test_value_channel():
 def test_threshold_is_strict():
     v = np.zeros((40, 40), np.float32)
     v[:, 20:] = np.float32(0.18)  # difference exactly at the threshold: no event
-    assert sum(map(len, odg(v, crop=None))) == 0
+    assert len(odg(v, crop=None)) == 0
     v[:, 20:] = np.nextafter(np.float32(0.18), np.float32(1))
-    assert sum(map(len, odg(v, crop=None))) > 0
+    assert len(odg(v, crop=None)) > 0
 
 
 def test_bad_trajectory_is_rejected():
@@ -317,3 +340,85 @@ def test_edge_integral_of_real_mnist_digits_correlates_with_gradient(shared_data
     assert matched.min() > 0.75
     assert mismatched.mean() < 0.3
     assert np.all(matched > mismatched + 0.3)
+
+
+# ------------------------------------------------------------------------------------------
+# EventArray output and the geometry record
+# ------------------------------------------------------------------------------------------
+
+
+def test_odg_returns_event_array_in_canvas_coordinates():
+    v = step_edge(170, 254)
+    ev = odg(v)
+    assert isinstance(ev, EventArray) and ev.sensor_size == (254 + 4, 170 + 4, 2)
+    wide = odg(v, crop=None, pad=6)
+    assert len(wide) > 0 and wide.sensor_size == (260, 176, 2)
+    t, p = ev["t"].astype(np.int64), ev["p"].astype(np.int64)
+    assert t.min() >= 1 and t.max() <= 8 and set(np.unique(p)) == {0, 1}
+    # ordered by step, then ON before OFF, then row, then col
+    key = ((t * 2 + (1 - p)) * 1000 + ev["y"]) * 1000 + ev["x"]
+    assert np.all(np.diff(key) > 0)
+    pos, neg = to_pos_neg(ev)
+    assert pos.dtype == np.int32 and len(pos) == int(p.sum()) and len(neg) == len(ev) - len(pos)
+    np.testing.assert_array_equal(pos[:, 0], ev["y"][p == 1])  # row = y
+    np.testing.assert_array_equal(neg[:, 1], ev["x"][p == 0])  # col = x
+    np.testing.assert_array_equal(neg[:, 2], t[p == 0])
+    # frames of the EventArray = frames of the same events through to_frame directly
+    from spikeloom.events.frames import to_frame
+
+    direct = to_frame(ev, time_window=1, start_time=1, n_frames=8)  # [8, 2, 174, 258] canvas
+    assert int(direct.sum()) == len(ev) and direct.max() == 1
+
+
+def test_odg_npz_round_trip_through_the_es_imagenet_reader(tmp_path):
+    from spikeloom.convert import npz_bytes
+    from spikeloom.events.io import read_es_imagenet_npz
+
+    img = np.zeros((300, 300, 3), np.uint8)
+    img[100:200, 80:220] = 200
+    r = convert_image(img)
+    (tmp_path / "a.npz").write_bytes(npz_bytes(r.npz_arrays()))
+    back = read_es_imagenet_npz(tmp_path / "a.npz")
+    for field in ("x", "y", "p", "t"):  # the reader's order (step, ON first, file order) = ours
+        np.testing.assert_array_equal(back[field], r.events[field])
+
+
+def test_es_imagenet_geometry_record():
+    g = ES_IMAGENET
+    assert isinstance(g, ESImageNetGeometry) and g == ESImageNetGeometry()
+    assert (g.size, g.threshold, g.crop, g.window, g.min_events, g.pad) == (
+        254, 0.18, (16, 240), (16, 240), 1000, 4)
+    assert g.steps == 8 and g.frame_side == 224 and len(g.trajectory) == 9
+    # the old constants are aliases of the record's fields
+    assert (ES_IMAGENET_SIZE, ES_IMAGENET_THRESHOLD, ES_IMAGENET_CROP, ES_IMAGENET_WINDOW,
+            ES_IMAGENET_MIN_EVENTS, ES_IMAGENET_TRAJECTORY) == (
+        g.size, g.threshold, g.crop, g.window, g.min_events, g.trajectory)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        g.size = 128  # type: ignore[misc]
+    small = g.replace(size=32, crop=None, window=None, trajectory=[[0, 0], [1, 1]])
+    assert small.trajectory == ((0, 0), (1, 1)) and small.steps == 1 and small.frame_side == 32
+    with pytest.raises(ValueError, match="pad"):
+        ESImageNetGeometry(trajectory=((0, 0), (5, 0)))
+    with pytest.raises(ValueError, match="crop"):
+        ESImageNetGeometry(crop=(240, 16))
+    with pytest.raises(ValueError, match="window"):
+        ESImageNetGeometry(window=(-1, 5))
+    with pytest.raises(ValueError, match="threshold"):
+        ESImageNetGeometry(threshold=float("nan"))
+    # the functions' defaults are the record's values
+    v = step_edge()
+    np.testing.assert_array_equal(
+        odg(v), odg(v, g.threshold, g.trajectory, g.pad, g.crop))
+    assert odg_frames(odg(v), 254, 254).shape == (g.steps, 2, g.frame_side, g.frame_side)
+
+
+def test_odg_frames_are_binary_and_reject_old_arguments():
+    ev = odg(step_edge())
+    doubled = np.concatenate([ev, ev[:10]]).view(EventArray)
+    np.testing.assert_array_equal(odg_frames(doubled, 254, 254), odg_frames(ev, 254, 254))
+    with pytest.raises(TypeError, match="EventArray"):
+        odg_frames(*to_pos_neg(ev), 254)
+    bad = ev.copy()
+    bad["t"][0] = 9
+    with pytest.raises(ValueError, match="1..8"):
+        odg_frames(bad, 254, 254)

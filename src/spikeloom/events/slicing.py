@@ -167,10 +167,13 @@ class SliceByTime:
             count = self.n_slices
         else:
             count = _n_windows(span, self.window, stride, self.include_incomplete)
-        starts = [t0 + j * stride for j in range(count)]
-        lo = _lower_bound(t, _clip_i64(starts))
-        hi = _lower_bound(t, _clip_i64([s + self.window for s in starts]))
-        return lo, hi
+        if count and INT64_MIN <= t0 and t0 + (count - 1) * stride + self.window <= INT64_MAX:
+            starts = t0 + stride * np.arange(count, dtype=np.int64)  # no overflow possible
+            ends = starts + self.window
+        else:  # rare: edges past the int64 range, clipped in Python integers
+            begin = [t0 + j * stride for j in range(count)]
+            starts, ends = _clip_i64(begin), _clip_i64([s + self.window for s in begin])
+        return _lower_bound(t, starts), _lower_bound(t, ends)
 
 
 @dataclass(frozen=True)
