@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spikeloom.atomic import pid_alive, temp_path
 from spikeloom.convert import (
     STATE_DIR,
     convert_job,
@@ -24,6 +25,14 @@ from spikeloom.convert import (
 from spikeloom.events.odg import convert_image, resize_nearest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited (a writer killed before its rename)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    assert not pid_alive(proc.pid)
+    return proc.pid
 
 
 @pytest.fixture(scope="module")
@@ -177,9 +186,15 @@ def test_resume_after_simulated_interruption_equals_clean_run(mnist, tmp_path):
     (state / "train.shard0of1.done").write_text(f"{jobs[0].rel} kept 254 2")
     leftover = broken / "train" / jobs[12].rel
     leftover.parent.mkdir(parents=True, exist_ok=True)
-    stale = leftover.with_name(f".{leftover.name}.424242.tmp")
+    stale = temp_path(leftover)  # the one temporary-name scheme, with a dead writer's pid
+    stale = stale.with_name(stale.name.replace(f".{os.getpid()}.", f".{dead_pid()}."))
     stale.write_bytes(b"partial")
+    live = temp_path(broken / "train" / jobs[13].rel)  # this process: an in-flight write
+    live.parent.mkdir(parents=True, exist_ok=True)
+    live.write_bytes(b"in flight")
     assert main([str(broken), *args]) == 0
+    assert not stale.exists() and live.exists()  # only the killed writer's leftover goes
+    live.unlink()
     assert tree_files(broken) == tree_files(clean)  # byte-for-byte, label file included
     assert tmp_files(broken) == []
     # a re-run converts nothing (discarded ones are remembered too)
@@ -270,3 +285,31 @@ def test_plan_folder_jobs_naming(image_tree):
     assert {j.label for j in jobs} == set(range(len({Path(j.path).parent for j in jobs})))
     val = plan_folder_jobs(image_tree, split="val")
     assert val[1].rel == Path(val[1].path).stem + ".npz"
+
+
+def test_convert_is_an_argparse_subcommand(mnist, tmp_path, capsys):
+    import argparse
+
+    from spikeloom import convert, errors
+
+    assert convert.ConvertError is errors.ConvertError
+    assert issubclass(convert.ConvertError, errors.SpikeloomError)
+    top = argparse.ArgumentParser(prog="spikeloom")
+    sub = top.add_subparsers(dest="command", required=True)
+    convert.add_arguments(sub.add_parser("convert"))
+    images, labels = mnist
+    img, lab = write_idx_pair(tmp_path, images[:5], labels[:5])
+    args = top.parse_args(["convert", str(tmp_path / "out"), "--idx", str(img), str(lab),
+                           "--workers", "1", "--no-progress", "--min-events", "0"])
+    assert args.command == "convert" and args.size == 254 and args.crop == (16, 240)
+    assert convert.run(args) == 0
+    assert len((tmp_path / "out" / "trainlabel.txt").read_text().splitlines()) == 5
+    # the stand-alone parser is built from the same arguments
+    stand_alone = vars(convert.build_parser().parse_args(
+        [str(tmp_path / "out"), "--idx", str(img), str(lab)]))
+    assert stand_alone.keys() == vars(args).keys() - {"command"}
+    bad = top.parse_args(["convert", str(tmp_path / "x"), str(tmp_path / "y"), "--shard", "5"])
+    capsys.readouterr()
+    assert convert.run(bad) == 2
+    assert "spikeloom convert: error: --shard must look like i/n" in capsys.readouterr().err
+

@@ -16,7 +16,7 @@ Inputs
       its first dot);
     * ``--idx IMAGES LABELS``: an IDX image/label pair such as MNIST's ``.gz`` files.
 
-Output (spec §5 steps 11-12)
+Output (the layout of the released ES-ImageNet, Lin et al. 2021, arXiv:2110.12211)
     * ``OUT/train/class{label}/class{label}_{k}.npz`` with ``k`` the 1-based position of the image
       in its class's sorted listing (discarded images leave gaps), or ``OUT/val/<stem>.npz``;
       each file holds ``pos`` and ``neg``, uint8 ``[n, 3]`` ``(row, col, t)``. The archive has the
@@ -30,9 +30,9 @@ Scale-out and robustness
     * ``--workers N`` processes (``multiprocessing.Pool``, ``--chunksize`` jobs per task), tqdm bar;
     * ``--shard i/n``: image ``j`` of the listing belongs to shard ``j mod n``; under ``torchrun``
       the shard is taken from ``RANK``/``WORLD_SIZE`` when ``--shard`` is not given;
-    * every ``.npz`` is written to a temporary name beside it and renamed (``os.replace``), so a
-      killed run leaves no partial output; stale temporaries of this shard are removed on the
-      next run;
+    * every ``.npz`` is written to a temporary name beside it and renamed (``os.replace``, see
+      :mod:`spikeloom.atomic`), so a killed run leaves no partial output; temporaries of
+      killed writers (their process is gone) are removed by the next run;
     * finished images (kept or discarded) are appended to
       ``OUT/.spikeloom_convert/<split>.<shard>.done``; a re-run skips images that are recorded
       there or whose ``.npz`` exists;
@@ -65,45 +65,38 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write_bytes
-from .events.odg import (
-    ES_IMAGENET_CROP,
-    ES_IMAGENET_MIN_EVENTS,
-    ES_IMAGENET_SIZE,
-    ES_IMAGENET_THRESHOLD,
-    convert_image,
-    resized_shape,
-)
+from .atomic import atomic_write_bytes, atomic_write_text, clean_stale_temps
+from .errors import ConvertError
+from .events.odg import ES_IMAGENET, convert_image, resized_shape
 
 __all__ = [
+    "ConvertError",
     "ConvertOptions",
     "Job",
+    "add_arguments",
+    "build_parser",
     "convert_job",
     "main",
     "npz_bytes",
     "plan_folder_jobs",
     "plan_idx_jobs",
+    "run",
     "run_conversion",
 ]
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".ppm", ".pgm", ".pbm", ".tif", ".tiff",
                     ".webp")
 STATE_DIR = ".spikeloom_convert"
-_TMP_SUFFIX = ".tmp"
-
-
-class ConvertError(RuntimeError):
-    """A problem with the inputs or the output folder (message says what to do)."""
 
 
 @dataclass(frozen=True)
 class ConvertOptions:
     """ODG parameters of a conversion (defaults: the authors' ES-ImageNet converter)."""
 
-    size: int = ES_IMAGENET_SIZE
-    threshold: float = ES_IMAGENET_THRESHOLD
-    min_events: int = ES_IMAGENET_MIN_EVENTS
-    crop: tuple[int, int] | None = ES_IMAGENET_CROP
+    size: int = ES_IMAGENET.size
+    threshold: float = ES_IMAGENET.threshold
+    min_events: int = ES_IMAGENET.min_events
+    crop: tuple[int, int] | None = ES_IMAGENET.crop
     sampling: str = "torch"
 
     def __post_init__(self) -> None:
@@ -264,16 +257,6 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def _tmp_name(final: Path) -> Path:
-    return final.with_name(f".{final.name}.{os.getpid()}{_TMP_SUFFIX}")
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    # no fsync: a killed run never leaves a partial file (rename after write), and the
-    # recognisable temp name lets the next run clean leftovers
-    atomic_write_bytes(path, data, fsync=False, make_dirs=False, tmp_path=_tmp_name(path))
-
-
 def _load_image(path: str) -> np.ndarray:
     from PIL import Image
 
@@ -323,7 +306,9 @@ def convert_job(job: Job, out_split: Path | str, options: ConvertOptions) -> Rec
             return Record(job.rel, "discarded", h, w, 0)
         final = Path(out_split) / job.rel
         final.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_bytes(final, npz_bytes(res.npz_arrays()))
+        # no fsync: a killed run never leaves a partial file (rename after write), and the
+        # next run removes the temporaries of killed writers (spikeloom.atomic)
+        atomic_write_bytes(final, npz_bytes(res.npz_arrays()), fsync=False, make_dirs=False)
         return Record(job.rel, "kept", res.h, res.w, res.num_events)
     except Exception as exc:  # reported by the caller, the job stays undone
         return Record(job.rel, "error", message=f"{job.path or job.rel}: {exc!r}")
@@ -347,11 +332,6 @@ def _worker_run(job: Job) -> tuple[int, Record]:
 # --------------------------------------------------------------------------------------------
 # state files
 # --------------------------------------------------------------------------------------------
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(path, text.encode())
 
 
 def _read_records(state: Path, split: str) -> dict[str, Record]:
@@ -393,11 +373,11 @@ def _check_options(state: Path, split: str, options: ConvertOptions) -> None:
                 f"this run asks for {wanted}. Use another output folder (or delete it)."
             )
     else:
-        _atomic_write_text(path, json.dumps(wanted, sort_keys=True) + "\n")
+        atomic_write_text(path, json.dumps(wanted, sort_keys=True) + "\n")
 
 
 def _scan_outputs(out_split: Path, jobs: Sequence[Job]) -> set[str]:
-    """Existing outputs among ``jobs``; removes stale temporaries of these jobs."""
+    """Existing outputs among ``jobs``; removes temporaries of these jobs whose writer died."""
     by_dir: dict[str, set[str]] = {}
     for job in jobs:
         d, _, name = job.rel.rpartition("/")
@@ -407,15 +387,16 @@ def _scan_outputs(out_split: Path, jobs: Sequence[Job]) -> set[str]:
         folder = out_split / d if d else out_split
         if not folder.is_dir():
             continue
+        temporaries = False
         with os.scandir(folder) as it:
             for entry in it:
                 n = entry.name
                 if n in names:
                     existing.add(f"{d}/{n}" if d else n)
-                elif n.startswith(".") and n.endswith(_TMP_SUFFIX):
-                    base = n[1:-len(_TMP_SUFFIX)].rsplit(".", 1)[0]
-                    if base in names:  # a temp file of one of our jobs: leftover of a kill
-                        os.unlink(entry.path)
+                elif n.startswith(".") and n.endswith(".tmp"):
+                    temporaries = True
+        if temporaries:  # a second scan only where leftovers may be
+            clean_stale_temps(folder, targets=names)
     return existing
 
 
@@ -431,7 +412,7 @@ def _assemble(out: Path, split: str, n_shards: int) -> bool:
             j, _, rest = line.partition(" ")
             lines.append((int(j), rest))
     lines.sort()
-    _atomic_write_text(out / f"{split}label.txt", "".join(f"{rest}\n" for _, rest in lines))
+    atomic_write_text(out / f"{split}label.txt", "".join(f"{rest}\n" for _, rest in lines))
     return True
 
 
@@ -473,8 +454,8 @@ def run_conversion(
     mine = [job for job in jobs if job.index % n == i]
     records = _read_records(state, split)
     existing = _scan_outputs(out_split, mine)
-    for stale in state.glob(f".{split}label.part{i}of{n}.*{_TMP_SUFFIX}"):
-        stale.unlink(missing_ok=True)
+    clean_stale_temps(state, targets={f"{split}label.part{i}of{n}", f"{split}.options.json"})
+    clean_stale_temps(out, targets={f"{split}label.txt"})
     todo: list[Job] = []
     errors: list[str] = []
     with _open_done_file(state / f"{split}.shard{i}of{n}.done") as done_file:
@@ -530,7 +511,7 @@ def run_conversion(
         f"{job.index} {job.rel} {job.label} {records[job.rel].h} {records[job.rel].w}\n"
         for job in kept
     )
-    _atomic_write_text(state / f"{split}label.part{i}of{n}", part)
+    atomic_write_text(state / f"{split}label.part{i}of{n}", part)
     summary["assembled"] = _assemble(out, split, n)
     return summary
 
@@ -550,12 +531,9 @@ def _parse_shard(text: str | None) -> tuple[int, int]:
     return i, n
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Argument parser of ``spikeloom convert``."""
-    p = argparse.ArgumentParser(
-        prog="spikeloom convert",
-        description="Convert images to ES-ImageNet-style ODG event files (spec §5).",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the options of ``spikeloom convert`` to ``p`` (a parser or a CLI sub-parser)."""
+    g = ES_IMAGENET
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="SRC_DIR OUT_DIR, or only OUT_DIR with --idx")
     p.add_argument("--idx", nargs=2, metavar=("IMAGES", "LABELS"),
@@ -569,12 +547,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunksize", type=int, default=16, help="images per worker task")
     p.add_argument("--shard", metavar="i/n",
                    help="convert only images j with j mod n == i (default: RANK/WORLD_SIZE)")
-    p.add_argument("--size", type=int, default=ES_IMAGENET_SIZE, help="longer side (254)")
-    p.add_argument("--threshold", type=float, default=ES_IMAGENET_THRESHOLD,
-                   help="event threshold (0.18)")
-    p.add_argument("--min-events", type=int, default=ES_IMAGENET_MIN_EVENTS,
-                   help="discard images with fewer events (1000)")
-    p.add_argument("--crop", nargs=2, type=int, metavar=("LO", "HI"), default=ES_IMAGENET_CROP,
+    p.add_argument("--size", type=int, default=g.size, help=f"longer side ({g.size})")
+    p.add_argument("--threshold", type=float, default=g.threshold,
+                   help=f"event threshold ({g.threshold})")
+    p.add_argument("--min-events", type=int, default=g.min_events,
+                   help=f"discard images with fewer events ({g.min_events})")
+    p.add_argument("--crop", nargs=2, type=int, metavar=("LO", "HI"), default=g.crop,
                    help="keep events with LO < row, col < HI (16 240)")
     p.add_argument("--no-crop", action="store_true", help="keep all events (size <= 252)")
     p.add_argument("--sampling", choices=("torch", "floor", "center"), default="torch",
@@ -582,12 +560,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--assemble-only", action="store_true",
                    help="only (re)build the label file from finished shards")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Stand-alone argument parser of ``spikeloom convert`` (``python -m spikeloom.convert``)."""
+    p = argparse.ArgumentParser(
+        prog="spikeloom convert",
+        description="Convert images to ES-ImageNet-style ODG event files "
+        "(Lin et al. 2021, arXiv:2110.12211).",
+    )
+    add_arguments(p)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``spikeloom convert``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+def _plan(args: argparse.Namespace) -> tuple[list[Job], ConvertOptions]:
+    options = ConvertOptions(
+        size=args.size, threshold=args.threshold, min_events=args.min_events,
+        crop=None if args.no_crop else (int(args.crop[0]), int(args.crop[1])),
+        sampling=args.sampling,
+    )
+    if args.idx:
+        if args.val_labels:
+            raise ConvertError("--val-labels is for image folders; IDX files carry labels")
+        return plan_idx_jobs(args.idx[0], args.idx[1], args.split), options
+    return plan_folder_jobs(args.paths[0], args.split, args.val_labels), options
+
+
+def _report(summary: dict[str, object], shard: tuple[int, int], min_events: int) -> int:
+    i, n = shard
+    errors = summary["errors"]
+    print(
+        f"shard {i}/{n}: {summary['converted']} converted, {summary['skipped']} already done; "
+        f"{summary['kept']} kept, {summary['discarded']} discarded (< {min_events} "
+        f"events); label file {'assembled' if summary['assembled'] else 'waits for other shards'}"
+        if not errors else f"shard {i}/{n}: {len(errors)} images failed (label file not written):"
+    )
+    for msg in errors[:20]:  # type: ignore[index]
+        print(f"  {msg}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``spikeloom convert`` with parsed arguments (see :func:`add_arguments`).
+
+    Returns the exit status: 0 done, 1 some images failed (or ``--assemble-only`` found shard
+    parts missing), 2 a usage or input problem (printed as one line on stderr).
+    """
     try:
         want = 1 if (args.idx or args.assemble_only) else 2
         if len(args.paths) != want:
@@ -596,40 +614,26 @@ def main(argv: list[str] | None = None) -> int:
                 else "expected SRC_DIR OUT_DIR"
             )
         out = Path(args.paths[-1])
-        i, n = _parse_shard(args.shard)
+        shard = _parse_shard(args.shard)
         if args.assemble_only:
-            ok = _assemble(out, args.split, n)
+            ok = _assemble(out, args.split, shard[1])
             print(f"{args.split}label.txt " + ("assembled" if ok else "not assembled: shard "
                                               "parts missing"))
             return 0 if ok else 1
-        options = ConvertOptions(
-            size=args.size, threshold=args.threshold, min_events=args.min_events,
-            crop=None if args.no_crop else (int(args.crop[0]), int(args.crop[1])),
-            sampling=args.sampling,
-        )
-        if args.idx:
-            if args.val_labels:
-                raise ConvertError("--val-labels is for image folders; IDX files carry labels")
-            jobs = plan_idx_jobs(args.idx[0], args.idx[1], args.split)
-        else:
-            jobs = plan_folder_jobs(args.paths[0], args.split, args.val_labels)
+        jobs, options = _plan(args)
         summary = run_conversion(
-            jobs, out, args.split, options, shard=(i, n), workers=args.workers,
+            jobs, out, args.split, options, shard=shard, workers=args.workers,
             chunksize=args.chunksize, progress=not args.no_progress,
         )
     except ConvertError as exc:
         print(f"spikeloom convert: error: {exc}", file=sys.stderr)
         return 2
-    errors = summary["errors"]
-    print(
-        f"shard {i}/{n}: {summary['converted']} converted, {summary['skipped']} already done; "
-        f"{summary['kept']} kept, {summary['discarded']} discarded (< {options.min_events} "
-        f"events); label file {'assembled' if summary['assembled'] else 'waits for other shards'}"
-        if not errors else f"shard {i}/{n}: {len(errors)} images failed (label file not written):"
-    )
-    for msg in errors[:20]:  # type: ignore[index]
-        print(f"  {msg}", file=sys.stderr)
-    return 1 if errors else 0
+    return _report(summary, shard, options.min_events)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``spikeloom convert`` / ``python -m spikeloom.convert``; exit status."""
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":
