@@ -1,12 +1,13 @@
 """Benchmark: events -> frames with spikeloom's ``to_frame`` vs a plain ``np.add.at`` binning.
 
 Setting: 2 M random events (sorted timestamps over 1 s, 128x128 sensor, 2 polarities), 16 time
-bins, one CPU core. ``to_frame`` is timed on both of its code paths: the C extension
-``spikeloom.events._speedups`` (default when built) and the numpy path (what
-``SPIKELOOM_NO_SPEEDUPS=1`` selects). The baseline is the straightforward approach of typical
-tools: a time-bin index per event by integer division, then ``np.add.at`` on
-``[T, P, H, W]``. All results are checked to be identical before timing. Best of several runs
-is reported, in wall-clock and in process-CPU time (the primary figure on a shared machine).
+bins, one CPU core. ``to_frame`` is timed on both fast backends of the frame-counting operator
+``spikeloom.ops.frames``: ``c`` (the C extension, default when built) and ``numpy`` (what
+``SPIKELOOM_BACKEND_FRAMES=numpy`` or ``SPIKELOOM_NO_SPEEDUPS=1`` selects). The baseline is
+the straightforward approach of typical tools: a time-bin index per event by integer division,
+then ``np.add.at`` on ``[T, P, H, W]``. All results are checked to be identical before timing.
+Best of several runs is reported, in wall-clock and in process-CPU time (the primary figure on a
+shared machine).
 
 Run: ``python benchmarks/bench_transforms.py [--n 2000000] [--repeats 7]``
 """
@@ -23,9 +24,10 @@ from collections.abc import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from spikeloom.events import transforms  # noqa: E402
 from spikeloom.events.core import EVENT_DTYPE  # noqa: E402
-from spikeloom.events.transforms import to_frame  # noqa: E402
+from spikeloom.events.frames import to_frame  # noqa: E402
+from spikeloom.ops import available_backends  # noqa: E402
+from spikeloom.ops.frames import c_backend, select_backend  # noqa: E402
 
 W, H, P = 128, 128, 2
 
@@ -53,15 +55,17 @@ def add_at_baseline(ev: np.ndarray, n_bins: int) -> np.ndarray:
 
 
 def on_path(use_c: bool, fn: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
-    """``fn`` run on the C path (``use_c``) or the numpy path (``SPIKELOOM_NO_SPEEDUPS=1``)."""
-    key = "SPIKELOOM_NO_SPEEDUPS"
+    """``fn`` run on the ``c`` backend (``use_c``) or the ``numpy`` one (forced by
+    ``SPIKELOOM_BACKEND_FRAMES``)."""
+    key = "SPIKELOOM_BACKEND_FRAMES"
+    name = "c" if use_c else "numpy"
 
     def run() -> np.ndarray:
         old = os.environ.get(key)
-        os.environ[key] = "0" if use_c else "1"
+        os.environ[key] = name
         try:
-            if transforms.speedups_enabled() is not use_c:
-                raise SystemExit(f"could not select the {'C' if use_c else 'numpy'} path")
+            if select_backend().name != name:
+                raise SystemExit(f"could not select the {name} backend")
             return fn()
         finally:
             if old is None:
@@ -96,7 +100,7 @@ def main() -> None:
     n, bins = args.n, args.bins
     ev = make_events(n)
     size = (W, H, P)
-    have_c = transforms._speedups is not None
+    have_c = "c" in available_backends("frames")
     paths = ([True] if have_c else []) + [False]
 
     ref = add_at_baseline(ev, bins)
@@ -107,7 +111,7 @@ def main() -> None:
 
     print(f"{n:,} events, {W}x{H}x{P} sensor, {bins} bins, OMP_NUM_THREADS=1, best of runs")
     if have_c:
-        print(f"C extension: {transforms._speedups.__file__}")
+        print(f"C extension: {c_backend.speedups.__file__}")
     else:
         print("C extension NOT built: numpy path only (pip install -e . with a C compiler)")
     modes = {
