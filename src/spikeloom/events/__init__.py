@@ -3,7 +3,11 @@
 * :mod:`spikeloom.events.core` — :class:`EventArray` (structured ``x, y, p, t`` + sensor size).
 * :mod:`spikeloom.events.io` — readers/writers for N-MNIST/N-Caltech101 ``.bin``, AEDAT 2/3.1/4,
   CIFAR10-DVS, DVS128 Gesture, SHD ``.h5``, ES-ImageNet ``.npz`` and spikeloom's own ``.npz/.h5``.
-* :mod:`spikeloom.events.transforms` — events to frames / voxel grids and augmentations.
+* :mod:`spikeloom.events.slicing` — slicers (by time, time bins, event count, event bins).
+* :mod:`spikeloom.events.frames` — events to count frames (:func:`to_frame`) and voxel grids.
+* :mod:`spikeloom.events.functional` — event functions (denoise, downsample, crops, flips, ...).
+* :mod:`spikeloom.events.transforms` — the same as frozen dataclass transforms, ``Compose``,
+  ``RandomApply``.
 * :mod:`spikeloom.events.odg` — ODG conversion of images (ES-ImageNet) and Edge-Integral.
 """
 
@@ -44,7 +48,9 @@ from .io import (
     write_nmnist_bin,
 )
 from .odg import (
+    ES_IMAGENET,
     ES_IMAGENET_TRAJECTORY,
+    ESImageNetGeometry,
     ODGResult,
     convert_image,
     edge_integral,
@@ -54,12 +60,15 @@ from .odg import (
     resize_longer_side,
     value_channel,
 )
-from .transforms import Compose, ToFrame, ToVoxelGrid, to_frame, to_voxel_grid
+from .slicing import SliceByEventBins, SliceByEventCount, SliceByTime, SliceByTimeBins
+from .transforms import Compose, RandomApply, ToFrame, ToVoxelGrid, to_frame, to_voxel_grid
 
 __all__ = [
     "ES_IMAGENET_TRAJECTORY", "ODGResult", "convert_image", "edge_integral", "odg", "odg_batch",
     "odg_frames", "resize_longer_side", "value_channel",
-    "Compose", "ToFrame", "ToVoxelGrid", "to_frame", "to_voxel_grid",
+    "ES_IMAGENET", "ESImageNetGeometry",
+    "Compose", "RandomApply", "ToFrame", "ToVoxelGrid", "to_frame", "to_voxel_grid",
+    "SliceByEventBins", "SliceByEventCount", "SliceByTime", "SliceByTimeBins",
     "EVENT_DTYPE", "TENSOR_COLUMNS", "EventArray", "SensorSize", "as_events", "check_sensor_size",
     "concatenate", "from_tensor", "make_events", "sort_by_time", "to_tensor",
     "EventFileError", "EventFileWarning", "SHDFile", "load_events", "read_aedat2",
