@@ -59,7 +59,7 @@ import multiprocessing as mp
 import os
 import sys
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -421,6 +421,25 @@ def _assemble(out: Path, split: str, n_shards: int) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
+def _convert_all(
+    todo: Sequence[Job], out_split: Path, options: ConvertOptions, workers: int, chunksize: int
+) -> Iterator[Record]:
+    """Records of the converted jobs, in completion order (a process pool when ``workers > 1``)."""
+    if workers <= 1 or len(todo) <= 1:
+        for job in todo:
+            yield convert_job(job, out_split, options)
+        return
+    pool = mp.get_context().Pool(
+        min(workers, len(todo)), initializer=_worker_init, initargs=(str(out_split), options)
+    )
+    try:
+        for _, rec in pool.imap_unordered(_worker_run, todo, chunksize=max(1, chunksize)):
+            yield rec
+    finally:
+        pool.terminate()
+        pool.join()
+
+
 def run_conversion(
     jobs: Sequence[Job],
     out: Path | str,
@@ -470,19 +489,9 @@ def run_conversion(
                 todo.append(job)
         bar = tqdm(total=len(mine), initial=len(mine) - len(todo), unit="img",
                    desc=f"convert {split} shard {i}/{n}", disable=not progress)
-        pool = None
+        results = _convert_all(todo, out_split, options, workers, chunksize)
         try:
-            if workers > 1 and len(todo) > 1:
-                pool = mp.get_context().Pool(
-                    min(workers, len(todo)), initializer=_worker_init,
-                    initargs=(str(out_split), options),
-                )
-                results: Iterable[tuple[int, Record]] = pool.imap_unordered(
-                    _worker_run, todo, chunksize=max(1, chunksize)
-                )
-            else:
-                results = ((job.index, convert_job(job, out_split, options)) for job in todo)
-            for _, rec in results:
+            for rec in results:
                 if rec.status == "error":
                     errors.append(rec.message)
                 else:
@@ -490,10 +499,8 @@ def run_conversion(
                     done_file.write(rec.line())
                 bar.update(1)
         finally:
+            results.close()  # stops the worker pool at once, also after an error
             bar.close()
-            if pool is not None:
-                pool.terminate()
-                pool.join()
 
     kept = [job for job in mine if job.rel in records and records[job.rel].status == "kept"]
     summary: dict[str, object] = {

@@ -273,8 +273,8 @@ class Crop(EventTransform):
 
 
 @dataclass(frozen=True)
-class CenterCrop(EventTransform):
-    """Transform form of :func:`center_crop`; ``size`` is an int or ``(w, h)``."""
+class _SizedCrop(EventTransform):
+    """Shared fields of :class:`CenterCrop` / :class:`RandomCrop`: a window ``size``."""
 
     size: tuple[int, int]
     _: KW_ONLY
@@ -283,22 +283,17 @@ class CenterCrop(EventTransform):
     def __post_init__(self) -> None:
         _set(self, "size", crop_size(self.size))
         _set(self, "sensor_size", opt_sensor_size(self.sensor_size))
+
+
+class CenterCrop(_SizedCrop):
+    """Transform form of :func:`center_crop`; ``size`` is an int or ``(w, h)``."""
 
     def __call__(self, events: np.ndarray, rng: RngLike = None) -> np.ndarray:
         return center_crop(events, self.size, sensor_size=self.sensor_size)
 
 
-@dataclass(frozen=True)
-class RandomCrop(EventTransform):
+class RandomCrop(_SizedCrop):
     """Transform form of :func:`random_crop`; ``size`` is an int or ``(w, h)``."""
-
-    size: tuple[int, int]
-    _: KW_ONLY
-    sensor_size: tuple[int, int, int] | None = None
-
-    def __post_init__(self) -> None:
-        _set(self, "size", crop_size(self.size))
-        _set(self, "sensor_size", opt_sensor_size(self.sensor_size))
 
     @property
     def is_random(self) -> bool:
