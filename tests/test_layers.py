@@ -20,6 +20,7 @@ from spikeloom.layers import (
     permute_layout,
     to_time_major,
 )
+from spikeloom.monitor import AttentionMonitor
 
 torch.set_default_dtype(torch.float32)
 
@@ -206,10 +207,11 @@ def test_ta_zero_weights_give_exactly_half(shape):
     ta = TemporalAttention(T=6, reduction=2)
     _zero_ta(ta)
     x = torch.randn(*shape)
-    y = ta(x)
+    with AttentionMonitor(ta) as mon:
+        y = ta(x)
     assert y.shape == x.shape
     assert torch.equal(y, x * 0.5)
-    assert torch.equal(ta.last_scores, torch.full((6, 3), 0.5))
+    assert torch.equal(mon.scores[""], torch.full((6, 3), 0.5))
 
 
 def test_ta_toy_example_spec():
@@ -279,25 +281,29 @@ def test_ta_discard_zeroes_low_frames_and_counts():
     x = torch.randn(T, B, 3, 4, 4)
     # training mode: never discards
     ta.train()
-    assert torch.equal(ta(x), x * ta.last_scores.view(T, B, 1, 1, 1))
-    assert ta.last_discard is None and ta.discard_stats["total_frames"] == 0
+    with AttentionMonitor(ta) as mon:
+        y_train = ta(x)
+    assert torch.equal(y_train, x * mon.scores[""].view(T, B, 1, 1, 1))
+    assert mon.discard_report() == {}
     ta.eval()
-    y = ta(x)
-    a = ta.last_scores
+    with AttentionMonitor(ta) as mon:
+        y = ta(x)
+    a = mon.scores[""]
     low = a < 0.5
     assert 0 < int(low.sum()) < T * B  # the test is informative
     assert torch.all(y[low] == 0)
     torch.testing.assert_close(y[~low], (x * a.view(T, B, 1, 1, 1))[~low])
-    assert ta.last_discard == {
+    assert mon.discard_report()[""] == {
         "total_frames": T * B,
         "discarded_frames": int(low.sum()),
         "fraction": int(low.sum()) / (T * B),
     }
-    ta(x)
-    assert ta.discard_stats["total_frames"] == 2 * T * B
-    assert ta.discard_stats["discarded_frames"] == 2 * int(low.sum())
-    ta.reset_discard_stats()
-    assert ta.discard_stats == {"total_frames": 0, "discarded_frames": 0, "fraction": 0.0}
+    with mon:  # the same monitor accumulates over passes
+        ta(x)
+    assert mon.discard_report()[""]["total_frames"] == 2 * T * B
+    assert mon.discard_report()[""]["discarded_frames"] == 2 * int(low.sum())
+    mon.reset()
+    assert mon.discard_report() == {}
 
 
 # ---------------------------------------------------------------------------------- readouts

@@ -1,4 +1,4 @@
-"""Tests of spikeloom.models: LIAFNet, spiking ResNet (spec §3), TA-SNN (spec §4), registry."""
+"""Tests of spikeloom.models: LIAFNet, spiking ResNet (STBP-tdBN), TA-SNN, registry, spec."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from spikeloom.datasets.spec import DataSpec
 from spikeloom.layers import TdBN, TemporalAttention
 from spikeloom.models import (
     MODELS,
@@ -18,9 +19,11 @@ from spikeloom.models import (
     build_model,
     count_parameters,
     make_neuron_factory,
+    register_model,
     resnet19,
     resnet_tiny,
 )
+from spikeloom.monitor import AttentionMonitor
 from spikeloom.neurons import LIAF, LIF
 
 
@@ -233,12 +236,17 @@ def test_tasnn_small_eval_discard_and_no_leak():
                   hidden=(32,), num_classes=4, discard_threshold=0.5)
     x = _frames(T=6, B=3)
     model.eval()
-    y1 = model(x)
+    with AttentionMonitor(model) as first:
+        y1 = model(x)
     assert y1.shape == (3, 4)
-    torch.testing.assert_close(model(x), y1, rtol=0, atol=0)
-    for ta in model.attention_layers():
-        assert ta.last_discard is not None and ta.last_discard["total_frames"] == 6 * 3
-        assert ta.discard_stats["total_frames"] == 2 * 6 * 3
+    with AttentionMonitor(model) as both:
+        torch.testing.assert_close(model(x), y1, rtol=0, atol=0)
+        model(x)
+    tas = model.attention_layers()
+    assert len(first.discard_report()) == len(tas) == 4
+    for name, rep in first.discard_report().items():
+        assert rep["total_frames"] == 6 * 3
+        assert both.discard_report()[name]["total_frames"] == 2 * 6 * 3
     assert model(x[:, :1]).shape == (1, 4)
     plain = TASNN(T=6, input_size=16, channels=(8,), pool=(True,), hidden=(), attention=False)
     assert plain.attention_layers() == []
@@ -280,3 +288,102 @@ def test_liafnet_learns_es_digits_subset():
     with torch.no_grad():
         acc = (model(x_te).argmax(1) == y_te).float().mean().item()
     assert acc > 0.85, f"test accuracy {acc:.3f}"
+
+
+# ------------------------------------------------------------------ data contract, side effects
+
+SPEC = DataSpec("frames", num_classes=4, T=6, channels=2, size=(16, 16))
+_SMALL = {
+    "liafnet": dict(channels=(4, 8), hidden=8),
+    "spiking_resnet": dict(block_layout=(1,), widths=(4,), stem=4, fc_hidden=8),
+    "resnet19": dict(block_layout=(1, 1), widths=(4, 8), stem=4, fc_hidden=8),
+    "resnet_tiny": {},
+    "tasnn": dict(channels=(4, 8), pool=(True, True), hidden=(8,), reduction=2),
+}
+
+
+def test_build_from_spec_equals_explicit_arguments():
+    assert set(_SMALL) == set(MODELS)  # every registered model is covered here
+    for name, kw in _SMALL.items():
+        torch.manual_seed(0)
+        a = build_model(name, SPEC, **kw)
+        torch.manual_seed(0)
+        b = build_model(name, in_channels=2, num_classes=4, input_size=(16, 16), T=6, **kw)
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa), name
+        assert a(_frames(T=6, B=2)).shape == (2, 4)
+    # explicit arguments win over the derived ones
+    assert build_model("liafnet", SPEC, num_classes=7, channels=(4,)).num_classes == 7
+
+
+def test_build_rejects_an_unaccepted_data_kind():
+    seq = DataSpec("sequence", num_classes=20, T=10, channels=700)
+    with pytest.raises(ValueError, match="accepts data of kind frames.*'sequence'"):
+        build_model("liafnet", seq)
+
+
+def test_custom_model_registers_with_its_kinds():
+    class SeqNet(nn.Module):
+        def __init__(self, channels: int, num_classes: int) -> None:
+            super().__init__()
+            self.fc = nn.Linear(channels, num_classes)
+
+        def forward(self, x, per_step=False):
+            y = self.fc(x)
+            return y if per_step else y.mean(0)
+
+    register_model("seqnet_test", SeqNet, kinds=("sequence",),
+                   from_spec=lambda s: {"channels": s.channels, "num_classes": s.num_classes})
+    try:
+        m = build_model("SeqNet-Test", DataSpec("sequence", num_classes=3, T=5, channels=7))
+        assert isinstance(m, SeqNet) and m(torch.rand(5, 2, 7)).shape == (2, 3)
+        with pytest.raises(ValueError, match="accepts data of kind sequence"):
+            build_model("seqnet_test", SPEC)
+    finally:
+        MODELS.unregister("seqnet_test")
+
+
+def _snapshot(model: nn.Module) -> dict:
+    """Every module's attributes: identity for objects, value for plain data."""
+    snap = {}
+    for name, m in model.named_modules():
+        entry = {}
+        for k, v in vars(m).items():
+            if isinstance(v, dict):
+                entry[k] = {kk: (id(vv) if not isinstance(vv, (int, float, str, bool, type(None)))
+                                 else vv) for kk, vv in v.items()}
+            elif isinstance(v, (int, float, str, bool, tuple, type(None))):
+                entry[k] = v
+            else:
+                entry[k] = id(v)
+        snap[name] = entry
+    return snap
+
+
+@pytest.mark.parametrize("name", sorted(_SMALL))
+def test_forward_writes_nothing_onto_modules(name):
+    model = build_model(name, SPEC, **_SMALL[name])
+    x = _frames(T=6, B=2)
+    for train in (True, False):
+        model.train(train)
+        before = _snapshot(model)
+        model(x)
+        model(x, per_step=True)
+        assert _snapshot(model) == before, f"{name} (train={train}) changed module state"
+
+
+def test_readout_is_walked_last_and_residuals_are_visible():
+    from spikeloom.walk import iter_layers
+
+    layers = list(iter_layers(resnet_tiny()))
+    assert layers[-1].role == "readout"
+    assert [x.name for x in layers if x.role == "merge"] == ["layers.0.add", "layers.1.add"]
+
+
+def test_forward_per_step_equals_output_per_step():
+    model = build_model("liafnet", SPEC, **_SMALL["liafnet"]).eval()
+    x = _frames(T=6, B=2)
+    per = model(x, per_step=True)
+    assert per.shape == (6, 2, 4)
+    torch.testing.assert_close(per, model.output_per_step(x))
+    torch.testing.assert_close(per.mean(0), model(x))

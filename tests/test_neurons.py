@@ -9,6 +9,7 @@ import torch
 
 from spikeloom.encoding import DirectEncoder, LatencyEncoder, PoissonEncoder
 from spikeloom.functional import neuron_sequence, neuron_sequence_naive
+from spikeloom.monitor import SpikeMonitor
 from spikeloom.neurons import IF, LIAF, LIF, PLIF
 from spikeloom.surrogate import ATan, Gaussian, Rectangular, Sigmoid, Triangular, get_surrogate
 
@@ -179,10 +180,11 @@ def test_learnable_decay_gets_gradient():
     assert lif.decay_logit.grad is not None and lif.decay_logit.grad != 0
 
 
-def test_last_spike_rate():
+def test_spike_rate_through_a_monitor():
     lif = LIF()
-    lif(torch.tensor([[1.0], [0.0], [1.0], [0.0]]))
-    assert lif.last_spike_rate.item() == pytest.approx(0.5)
+    with SpikeMonitor(lif) as mon:
+        lif(torch.tensor([[1.0], [0.0], [1.0], [0.0]]))
+    assert mon.rates()[""] == pytest.approx(0.5)
 
 
 # --- surrogates --------------------------------------------------------------------------------
