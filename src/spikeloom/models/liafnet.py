@@ -78,21 +78,7 @@ class LIAFNet(SpikingClassifier):
             raise ValueError("attention=True needs the number of time steps T (TA is tied to T)")
         if not channels:
             raise ValueError("channels must name at least one conv stage")
-        n_pool = len(channels)
-        if input_size is None:
-            if fc_grid is None:
-                raise ValueError("LIAFNet needs input_size=(H, W) when fc_grid is None")
-            h = w = 1
-            self.input_size: tuple[int, int] | None = None
-        else:
-            H, W = pair(input_size)
-            h, w = H >> n_pool, W >> n_pool
-            if h < 1 or w < 1:
-                raise ValueError(
-                    f"input_size {(H, W)} is too small for {n_pool} pooling stages (each halves "
-                    "it)"
-                )
-            self.input_size = (H, W)
+        h, w = self._final_map(input_size, len(channels), fc_grid)
         self.in_channels, self.num_classes, self.T = in_channels, num_classes, T
         make = make_neuron_factory(
             neuron, v_th=v_th, decay=decay, activation=activation, **(neuron_kwargs or {})
@@ -135,6 +121,24 @@ class LIAFNet(SpikingClassifier):
         head += [nn.Dropout(dropout), nn.Linear(flat, num_classes)]
         self.classifier = nn.Sequential(*head)
         self.readout = MeanOverTime()
+
+    def _final_map(self, input_size: int | Sequence[int] | None, n_pool: int,
+                   fc_grid: int | Sequence[int] | None) -> tuple[int, int]:
+        """Check ``input_size`` against the pooling stages; set ``self.input_size``; return
+        the size of the last feature map (before ``fc_grid``)."""
+        if input_size is None:
+            if fc_grid is None:
+                raise ValueError("LIAFNet needs input_size=(H, W) when fc_grid is None")
+            self.input_size: tuple[int, int] | None = None
+            return 1, 1
+        H, W = pair(input_size)
+        h, w = H >> n_pool, W >> n_pool
+        if h < 1 or w < 1:
+            raise ValueError(
+                f"input_size {(H, W)} is too small for {n_pool} pooling stages (each halves it)"
+            )
+        self.input_size = (H, W)
+        return h, w
 
     def _per_step(self, x: Tensor) -> Tensor:
         y = self.grid(self.features(x))
