@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spikeloom.atomic import host_tag
 from spikeloom.datasets import cache as cache_mod
 from spikeloom.datasets.cache import (
     FrameCache,
@@ -154,7 +155,7 @@ def _dead_pid() -> int:
 
 def test_leftover_temp_file_is_ignored_and_cleaned(tmp_path: Path) -> None:
     c = FrameCache(tmp_path, "toy", "k")
-    host = cache_mod._host_tag()
+    host = host_tag()
     # a write interrupted by a kill: a partial temp file of a dead process
     dead = c.folder / f".0000003.npy.{host}.{_dead_pid()}.ab12cd34.tmp"
     dead.write_bytes(b"\x93NUMPY\x01\x00partial")

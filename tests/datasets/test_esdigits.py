@@ -54,6 +54,9 @@ def test_shapes_dtypes_and_attributes(splits):
     assert (ds.num_classes, ds.T, ds.sensor_size) == (10, 8, (32, 32, 2))
     small = ESDigits("test", size=16, transform=lambda f: f.sum(0))
     assert small[0][0].shape == (2, 16, 16)
+    assert ds.spec.kind == "frames" and ds.spec.num_classes == 10
+    assert ds.spec.sample_shape == tuple(x.shape) == (8, 2, 32, 32)
+    assert ESDigits("val", size=16).spec.sample_shape == (8, 2, 16, 16)
 
 
 def test_every_sample_has_events_and_events_match_frames(splits):

@@ -28,6 +28,7 @@ from spikeloom.datasets.neuromorphic import (
     shift_frames,
     stratified_split,
 )
+from spikeloom.errors import ConfigError
 from spikeloom.events.core import make_events
 from spikeloom.events.io import (
     read_es_imagenet_npz,
@@ -125,6 +126,11 @@ def test_nmnist_frames_count_every_event(nmnist_root: Path, tmp_path: Path) -> N
     ds2 = NMNIST(nmnist_root, "test", T=6, downsample=2, cache_dir=False)
     x2, _ = ds2[17]
     assert x2.shape == (6, 2, 17, 17) and float(x2.sum()) == len(ds2.events(17))
+    # the spec is known without reading a sample and matches the samples
+    for ds in (te, ds2, NMNIST(nmnist_root, "test", downsample=3, cache_dir=False)):
+        assert ds.spec.kind == "frames" and ds.spec.num_classes == 10
+        assert ds.spec.sample_shape == tuple(ds[0][0].shape)
+    assert ds2.spec.sample_shape == (6, 2, 17, 17)
 
 
 def test_nmnist_cache_hit_identical(nmnist_root: Path, tmp_path: Path) -> None:
@@ -195,6 +201,8 @@ def test_nmnist_argument_errors(nmnist_root: Path) -> None:
     with pytest.warns(UserWarning, match="not cached"):
         ds = NMNIST(nmnist_root, "test", transform=rnd, cache_dir="/nonexistent/never/used")
     assert ds.cache is None
+    with pytest.raises(ConfigError, match="custom transform"):
+        ds.spec  # noqa: B018 - the output shape of a custom transform is unknown
     x, _ = ds[0]
     n = len(ds.events(0))
     assert float(x.sum()) == n - round(n * 0.5)  # DropEvent drops round(p * N) events
@@ -302,6 +310,8 @@ def test_dvs_gesture_csv_slicing(shared_data: Path, tmp_path: Path) -> None:
     va = DVSGesture(root, "val", val_fraction=0.25, cache_dir=False, T=5, dt_us=20_000)
     assert len(tr) + len(va) == 12 and len(va) == 3
     assert tr[0][0].shape == (5, 2, 32, 32)
+    for ds in (te, tr):
+        assert ds.spec.sample_shape == tuple(ds[0][0].shape) and ds.spec.num_classes == 11
 
 
 def test_dvs_gesture_missing_recording(shared_data: Path, tmp_path: Path) -> None:
@@ -351,6 +361,10 @@ def test_cifar10dvs_split_rule_and_orientation(tmp_path: Path) -> None:
     x, _ = te[0]
     assert x.shape == (10, 2, 128, 128) and float(x.sum()) == len(a) == 60
     assert raw.cache is None
+    assert te.spec.sample_shape == tuple(x.shape) and te.spec.num_classes == 10
+    small = CIFAR10DVS(root, "test", test_per_class=1, T=3, downsample=3, dt_us=1000,
+                       cache_dir=False)
+    assert small.spec.sample_shape == tuple(small[0][0].shape) == (3, 2, 43, 43)
     seeded = CIFAR10DVS(root, "test", split_rule="seeded", test_fraction=0.34, cache_dir=False)
     assert len(seeded) == 10  # one per class (largest remainder of 0.34 * 3)
     with pytest.raises(ValueError, match="has 3 recordings"):
@@ -379,6 +393,8 @@ def test_ncaltech101(tmp_path: Path) -> None:
     assert ex.classes == ("accordion", "yin_yang") and ex.num_classes == 2
     x, _ = ex[0]
     assert x.shape == (4, 2, 45, 60) and float(x.sum()) == 30
+    assert ex.spec.sample_shape == tuple(x.shape) and ex.spec.num_classes == 2
+    assert te.spec.sample_shape == tuple(te[0][0].shape) == (10, 2, 180, 240)
 
 
 # ---------------------------------------------------------------- SHD (synthetic h5)
@@ -424,6 +440,13 @@ def test_shd(tmp_path: Path) -> None:
     tr = SHD(tmp_path, "train", cache_dir=False, T=10, dt_us=4000)
     va = SHD(tmp_path, "val", cache_dir=False)
     assert len(tr) + len(va) == 20 and len(va) == 2 and tr[0][0].shape == (10, 1, 1, 700)
+    for ds in (te, tr):
+        assert ds.spec.kind == "frames" and ds.spec.num_classes == 20
+        assert ds.spec.sample_shape == tuple(ds[0][0].shape)
+    seq = SHD(tmp_path, "test", cache_dir=False, output="sequence")
+    xs, _ = seq[1]
+    assert seq.spec.kind == "sequence" and seq.spec.sample_shape == tuple(xs.shape) == (100, 700)
+    torch.testing.assert_close(xs, te[1][0].reshape(100, 700))
 
 
 def test_shd_gz_hint(tmp_path: Path) -> None:
@@ -476,6 +499,7 @@ def test_es_imagenet(tmp_path: Path) -> None:
     full = ESImageNetToFrame(crop=False)(ev)
     assert full.shape == (8, 2, 256, 256) and full.sum() == 3 and full[7, 0, 247, 17] == 1
     assert te.cache.compress
+    assert te.spec.sample_shape == tuple(x.shape) and te.spec.num_classes == 1000
     tr = ESImageNet(root, "train", val_fraction=0.25, cache_dir=False)
     va = ESImageNet(root, "val", val_fraction=0.25, cache_dir=False)
     assert len(tr) == 9 and len(va) == 3 and sorted(va.labels.tolist()) == [0, 1, 2]

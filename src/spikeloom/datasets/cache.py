@@ -36,9 +36,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
-import socket
-import time
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -46,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, clean_stale_temps
 
 __all__ = [
     "CACHE_ENV",
@@ -64,9 +61,6 @@ CACHE_ENV = "SPIKELOOM_CACHE"
 
 CACHE_VERSION = 1
 """Bumped whenever the cache file format or the meaning of a cached sample changes."""
-
-_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
-
 
 def default_cache_dir() -> Path:
     """``$SPIKELOOM_CACHE`` if set (and not empty), else ``~/.cache/spikeloom``."""
@@ -176,24 +170,6 @@ def compact_array(frames: np.ndarray) -> np.ndarray:
     return a
 
 
-def _host_tag() -> str:
-    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname() or "host")[:40] or "host"
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
-
-
 class FrameCache:
     """Per-sample frame files under ``root/<dataset>/<key>/`` (see the module docstring).
 
@@ -239,7 +215,6 @@ class FrameCache:
         self.suffix = ".npz" if self.compress else ".npy"
         self.stale_after = float(stale_after)
         self.fsync = bool(fsync)
-        self._host = _host_tag()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -285,25 +260,7 @@ class FrameCache:
         longer runs, or (other hosts, unrecognised names) when it is older than
         ``stale_after`` seconds. Temporary files of live writers are left alone.
         """
-        removed = 0
-        now = time.time()
-        for p in self.temp_files():
-            m = _TMP_RE.match(p.name)
-            try:
-                age = now - p.stat().st_mtime
-            except FileNotFoundError:
-                continue  # its writer just renamed it
-            if m and m.group("host") == self._host:
-                stale = not _pid_alive(int(m.group("pid")))
-            else:
-                stale = age > self.stale_after
-            if stale:
-                try:
-                    p.unlink()
-                    removed += 1
-                except FileNotFoundError:
-                    pass
-        return removed
+        return clean_stale_temps(self.folder, stale_after=self.stale_after)
 
     def clear(self) -> None:
         """Delete every cached sample of this key (not the folder itself)."""
@@ -316,10 +273,9 @@ class FrameCache:
     # ---------------------------------------------------------------- read / write
 
     def _atomic_write(self, dest: Path, write: Callable[[Any], Any]) -> None:
-        # a recognisable temp name (host, pid) lets clean_stale_temps() tell abandoned files
-        # from in-flight writes of live processes; the random token keeps writers apart
-        tmp = dest.parent / f".{dest.name}.{self._host}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        atomic_write(dest, write, fsync=self.fsync, make_dirs=False, tmp_path=tmp)
+        # the one temp-name scheme of spikeloom.atomic (host and pid in the name) lets
+        # clean_stale_temps() tell abandoned files from in-flight writes of live processes
+        atomic_write(dest, write, fsync=self.fsync, make_dirs=False)
 
     def load(self, index: int) -> np.ndarray | None:
         """The cached frames of sample ``index``, or ``None`` when absent.

@@ -47,6 +47,7 @@ from ..events.odg import (
     odg_batch,
     resize_nearest,
 )
+from .spec import DataSpec
 
 __all__ = ["ESDigits", "esdigits_frames", "split_indices", "upscale"]
 
@@ -216,6 +217,11 @@ class ESDigits(Dataset):
         self.sensor_size = (self.size, self.size, 2)
         self.frames = torch.from_numpy(all_frames[self.indices].astype(np.float32))
         self.labels = torch.from_numpy(all_labels[self.indices].copy())
+
+    @property
+    def spec(self) -> DataSpec:
+        """``frames`` ``[8, 2, size, size]``, 10 classes (the frames before ``transform``)."""
+        return DataSpec("frames", self.num_classes, T=self.T, channels=2, size=(self.size,) * 2)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])

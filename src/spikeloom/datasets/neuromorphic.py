@@ -72,6 +72,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..errors import ConfigError
 from ..events.core import EventArray, SensorSize
 from ..events.io import (
     ES_IMAGENET_SENSOR,
@@ -87,6 +88,7 @@ from ..events.io import (
 )
 from ..events.transforms import Compose, Downsample, EventTransform, RngLike, ToFrame
 from .cache import FrameCache, make_cache_key, resolve_cache_dir, transform_cache_key
+from .spec import DataSpec
 
 __all__ = [
     "CIFAR10DVS",
@@ -282,6 +284,7 @@ class EventDataset(Dataset):
         if T is not None and (isinstance(T, bool) or int(T) < 1):
             raise ValueError(f"T must be a positive int, got {T!r}")
         self.T = int(T) if T is not None else (self.default_T if transform is None else None)
+        self._default_frames = transform is None
         self.transform = transform if transform is not None else self.default_transform()
 
         if not self.root.is_dir():
@@ -397,6 +400,32 @@ class EventDataset(Dataset):
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def default_frame_shape(self) -> tuple[int, int, int, int]:
+        """Shape ``(T, C, H, W)`` of the default frames, from the sensor size and options.
+
+        ``C`` = polarities, ``H``/``W`` = the sensor size divided by ``downsample`` (rounded
+        up, as :class:`~spikeloom.events.transforms.Downsample` maps ``0..n-1`` to
+        ``0..ceil(n/f)-1``).
+        """
+        w, h, p = self.sensor_size
+        f = int(getattr(self, "downsample", 1))
+        return (int(self.T), int(p), -(-int(h) // f), -(-int(w) // f))
+
+    @property
+    def spec(self) -> DataSpec:
+        """The :class:`DataSpec` of the samples, computed without reading a sample.
+
+        Raises:
+            ConfigError: with a custom ``transform`` (its output shape is not known).
+        """
+        if not self._default_frames:
+            raise ConfigError(
+                f"{self.title}: the spec is only known for the default frames; a custom "
+                f"transform's output shape is not (build the model with explicit sizes)"
+            )
+        T, C, H, W = self.default_frame_shape()
+        return DataSpec("frames", self.num_classes, T=T, channels=C, size=(H, W))
 
     def __len__(self) -> int:
         return int(self.indices.shape[0])
@@ -942,7 +971,8 @@ class SHD(EventDataset):
 
     Default frames: ``T`` (default 100) windows of ``dt_us`` (default 10,000 µs) starting at
     ``t = 0`` (the recording start, not the first spike), i.e. the first second, per-channel
-    spike counts ``[T, 1, 1, 700]``. TA-SNN's configuration (spec §4) is ``T=10``,
+    spike counts ``[T, 1, 1, 700]`` (``output="frames"``, default) or ``[T, 700]``
+    (``output="sequence"``, spec kind ``"sequence"``). TA-SNN's configuration (spec §4) is ``T=10``,
     ``dt_us=4000``.
 
     Not tested on the real files (none available): tested with a small synthetic ``.h5`` in the
@@ -964,16 +994,39 @@ class SHD(EventDataset):
     classes = tuple(str(i) for i in range(20))
 
     def __init__(
-        self, root: PathLike, split: str = "train", *, dt_us: int = 10_000, **kwargs: Any
+        self,
+        root: PathLike,
+        split: str = "train",
+        *,
+        dt_us: int = 10_000,
+        output: Literal["frames", "sequence"] = "frames",
+        **kwargs: Any,
     ) -> None:
         self.dt_us = int(dt_us)
         if self.dt_us < 1:
             raise ValueError(f"dt_us must be >= 1, got {dt_us!r}")
+        if output not in ("frames", "sequence"):
+            raise ValueError(f"output must be 'frames' or 'sequence', got {output!r}")
+        self.output = output
         self._files: dict[str, Any] = {}
         super().__init__(root, split, **kwargs)
 
     def default_transform(self) -> Callable[..., Any]:
         return ToFrame(time_window=self.dt_us, n_frames=self.T, start_time=0)
+
+    @property
+    def spec(self) -> DataSpec:
+        """``frames`` ``[T, 1, 1, 700]`` (default) or ``sequence`` ``[T, 700]``."""
+        frames = super().spec
+        if self.output == "frames":
+            return frames
+        return DataSpec("sequence", frames.num_classes, T=frames.T, channels=700, features=700)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        x, y = super().__getitem__(i)
+        if self.output == "sequence":
+            x = x.reshape(x.shape[0], -1)
+        return x, y
 
     def _file(self, part: str) -> Any:
         if part not in self._files:
@@ -1109,6 +1162,9 @@ class ESImageNet(EventDataset):
 
     def default_transform(self) -> Callable[..., Any]:
         return ESImageNetToFrame()
+
+    def default_frame_shape(self) -> tuple[int, int, int, int]:
+        return (8, 2, 224, 224)
 
     def _list_part(self, part: str) -> _Part:
         label_name, sub = ("trainlabel.txt", "train") if part == "train" else ("vallabel.txt",
