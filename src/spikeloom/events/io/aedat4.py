@@ -1,0 +1,216 @@
+"""AEDAT 4.0 files (iniVation DV): packet framing parsed here, payloads decoded by ``aedat``.
+
+Format (iniVation, "AEDAT 4.0", docs.inivation.com): the line ``#!AER-DAT4.0\\r\\n``, a
+size-prefixed FlatBuffer ``IOHeader`` (compression, data-table position, XML stream
+description), then ``int32 stream id, int32 size`` packets of compressed FlatBuffers. The
+payloads are decoded with the ``aedat`` package (PyPI ``aedat``, a Rust extension), imported
+only when a file is read.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ...errors import EventFileError
+from ..core import EVENT_DTYPE, EventArray, as_events, check_sensor_size
+from ._common import PathLike, _damaged, _read_bytes
+from .formats import register_format
+
+__all__ = ["Aedat4Layout", "read_aedat4"]
+
+_AEDAT4_MAGIC = b"#!AER-DAT4.0\r\n"
+
+
+@dataclass
+class Aedat4Layout:
+    """Framing of an AEDAT 4.0 file, parsed without decompressing anything.
+
+    Attributes:
+        compression: 0 none, 1 LZ4, 2 LZ4_HIGH, 3 ZSTD, 4 ZSTD_HIGH.
+        data_table_position: byte offset of the file data table, -1 if absent.
+        info: the XML ``infoNode`` describing the streams.
+        packets: ``[(stream_id, payload_offset, payload_size), ...]`` of complete packets.
+        problem: ``(offset, detail)`` of the first framing error (truncation), or ``None``.
+    """
+
+    compression: int
+    data_table_position: int
+    info: str
+    packets: list[tuple[int, int, int]]
+    problem: tuple[int, str] | None
+
+
+def _aedat4_layout(path: PathLike, buf: bytes) -> Aedat4Layout:
+    m = len(_AEDAT4_MAGIC)
+    if buf[:m] != _AEDAT4_MAGIC:
+        raise EventFileError(path, 0, f"expected magic {_AEDAT4_MAGIC!r}, got {buf[:m]!r}")
+    if len(buf) < m + 4:
+        raise EventFileError(path, m, "file ends before the IOHeader length")
+    (n,) = struct.unpack_from("<I", buf, m)
+    if m + 4 + n > len(buf) or n < 8:
+        raise EventFileError(
+            path, m + 4, f"IOHeader announces {n} bytes but {len(buf) - m - 4} are left"
+        )
+    fb = buf[m + 4 : m + 4 + n]
+    try:
+        (root,) = struct.unpack_from("<I", fb, 0)
+        if fb[4:8] != b"IOHE":
+            raise EventFileError(path, m + 8, f"expected FlatBuffer id b'IOHE', got {fb[4:8]!r}")
+        (vt_rel,) = struct.unpack_from("<i", fb, root)
+        vt = root - vt_rel
+        (vt_size,) = struct.unpack_from("<H", fb, vt)
+        n_fields = (vt_size - 4) // 2
+        offs = struct.unpack_from(f"<{n_fields}H", fb, vt + 4)
+        compression = (
+            struct.unpack_from("<i", fb, root + offs[0])[0] if n_fields > 0 and offs[0] else 0
+        )
+        dtp = struct.unpack_from("<q", fb, root + offs[1])[0] if n_fields > 1 and offs[1] else -1
+        info = ""
+        if n_fields > 2 and offs[2]:
+            sp = root + offs[2]
+            sp += struct.unpack_from("<I", fb, sp)[0]
+            (slen,) = struct.unpack_from("<I", fb, sp)
+            info = fb[sp + 4 : sp + 4 + slen].decode("utf-8", errors="replace")
+    except struct.error as exc:
+        raise EventFileError(path, m + 4, f"corrupt IOHeader FlatBuffer ({exc})") from None
+
+    pos = m + 4 + n
+    stop = len(buf) if dtp < 0 else min(dtp, len(buf))
+    packets: list[tuple[int, int, int]] = []
+    problem = None
+    while pos < stop:
+        if pos + 8 > stop:
+            problem = (pos, f"truncated packet header: {stop - pos} bytes left, 8 expected")
+            break
+        sid, size = struct.unpack_from("<ii", buf, pos)
+        if size < 0 or pos + 8 + size > stop:
+            problem = (
+                pos,
+                f"packet of stream {sid} announces {size} bytes but only {stop - pos - 8} "
+                f"are left (truncated file)",
+            )
+            break
+        packets.append((sid, pos + 8, size))
+        pos += 8 + size
+    if problem is None and dtp >= len(buf):
+        problem = (
+            len(buf),
+            f"file data table expected at byte {dtp} but the file ends (truncated)",
+        )
+    return Aedat4Layout(compression, dtp, info, packets, problem)
+
+
+def _import_aedat() -> Any:
+    """The ``aedat`` module, imported on first use (a Rust extension)."""
+    try:
+        import aedat
+    except ImportError as exc:
+        raise ImportError(
+            f"reading AEDAT 4.0 files needs the 'aedat' package: pip install aedat ({exc})"
+        ) from exc
+    return aedat
+
+
+def _event_stream(
+    path: PathLike, streams: dict[int, dict[str, Any]], stream_id: int | None
+) -> tuple[int, dict[str, Any]]:
+    """``(id, description)`` of the event stream to read: ``stream_id`` or the only one."""
+    ev_streams = {k: v for k, v in streams.items() if v.get("type") == "events"}
+    if stream_id is None:
+        if len(ev_streams) != 1:
+            raise EventFileError(
+                path,
+                None,
+                f"expected exactly one 'events' stream, found {sorted(ev_streams)}; pass "
+                f"stream_id=",
+            )
+        stream_id = next(iter(ev_streams))
+    if stream_id not in ev_streams:
+        raise EventFileError(
+            path, None, f"stream {stream_id} is not an event stream (streams: {streams})"
+        )
+    return stream_id, ev_streams[stream_id]
+
+
+def read_aedat4(
+    path: PathLike,
+    strict: bool = True,
+    *,
+    stream_id: int | None = None,
+) -> EventArray:
+    """Read the polarity events of an AEDAT 4.0 file (needs the ``aedat`` package).
+
+    The packet framing (magic, IOHeader FlatBuffer with compression / data-table position /
+    stream XML, then ``int32 stream id, int32 size`` packets) is checked here, so truncation
+    is reported with its byte offset; payloads (LZ4/ZSTD FlatBuffers) are decoded with the
+    ``aedat`` package (``aedat.Decoder``). Frames, IMU samples and triggers are skipped.
+
+    Args:
+        path: the ``.aedat4`` file.
+        strict: raise :class:`EventFileError` on a truncated/corrupt file; ``False`` returns
+            the events of the complete packets before the damage and warns.
+        stream_id: the event stream to read; ``None`` takes the only ``events`` stream (error
+            if there are several).
+
+    Returns:
+        EventArray ``[N]``, fields from the ``{t, x, y, on}`` structs (``p = on``), sensor
+        size ``(sizeX, sizeY, 2)`` of the stream description.
+
+    Raises:
+        ImportError: the ``aedat`` package is missing (the message says ``pip install aedat``).
+        EventFileError: damaged file (``strict``), or no single event stream.
+    """
+    aedat = _import_aedat()
+    buf = _read_bytes(path)
+    layout = _aedat4_layout(path, buf)
+    if layout.problem is not None and strict:
+        raise EventFileError(path, *layout.problem)
+    try:
+        decoder = aedat.Decoder(str(path))
+        streams = decoder.id_to_stream()
+    except Exception as exc:  # the Rust decoder raises RuntimeError/OSError
+        raise EventFileError(path, None, f"aedat could not open the file: {exc}") from None
+    stream_id, desc = _event_stream(path, streams, stream_id)
+    size = check_sensor_size((int(desc["width"]), int(desc["height"]), 2))
+    chunks: list[np.ndarray] = []
+    failure: str | None = None
+    try:
+        for packet in decoder:
+            if packet["stream_id"] == stream_id and "events" in packet:
+                chunks.append(packet["events"])
+    except Exception as exc:
+        failure = str(exc)
+    n_ok = int(sum(c.size for c in chunks))
+    if failure is not None or layout.problem is not None:
+        offset, detail = layout.problem if layout.problem is not None else (None, "")
+        if failure is not None:
+            detail = f"{detail}; decoder: {failure}" if detail else f"decoder failed: {failure}"
+        _damaged(path, offset, detail, strict, n_ok)
+    out = np.empty(n_ok, dtype=EVENT_DTYPE)
+    pos = 0
+    for c in chunks:
+        sl = slice(pos, pos + c.size)
+        out["t"][sl] = c["t"]
+        out["x"][sl] = c["x"]
+        out["y"][sl] = c["y"]
+        out["p"][sl] = c["on"]
+        pos += c.size
+    try:
+        return as_events(out, size)
+    except ValueError as exc:
+        raise EventFileError(path, None, f"event outside the declared stream size: {exc}") from None
+
+
+register_format(
+    "aedat4",
+    read_aedat4,
+    suffixes=(".aedat4",),
+    magic=b"#!AER-DAT4.0",
+    magic_text="'#!AER-DAT4.0' first line",
+    description="AEDAT 4.0 (iniVation DV)",
+    hint="read_aedat4(path, stream_id=...)",
+)
