@@ -2,7 +2,8 @@
 
 Real files are read in place through the ``shared_data`` fixture; formats without a real file
 (AEDAT 2.0 events, AEDAT 3.1, SHD, ES-ImageNet, CIFAR10-DVS) are tested on bytes built by hand
-from the documented layouts (spec §5 and §11).
+from the documented layouts (iniVation's AEDAT format pages, the dataset papers). The last
+section tests :func:`read_events`, which picks the reader of a file by content and suffix.
 """
 
 from __future__ import annotations
@@ -10,16 +11,21 @@ from __future__ import annotations
 import csv
 import pickle
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import spikeloom.errors
 from spikeloom.events.core import EVENT_DTYPE, EventArray, make_events
 from spikeloom.events.io import (
     ATIS_OVERFLOW_INCREMENT,
+    FORMATS,
     EventFileError,
     EventFileWarning,
+    SHDFile,
+    detect_format,
     load_events,
     read_aedat2,
     read_aedat2_header,
@@ -28,6 +34,7 @@ from spikeloom.events.io import (
     read_cifar10dvs,
     read_dvs_gesture,
     read_es_imagenet_npz,
+    read_events,
     read_gesture_labels,
     read_idx,
     read_ncaltech101_bin,
@@ -652,3 +659,197 @@ def test_save_load_errors(tmp_path: Path) -> None:
     h.write_bytes(h.read_bytes()[:3000])
     with pytest.raises(EventFileError, match="ev.h5"):
         load_events(h)
+
+
+# ------------------------------------------------------------------------------------------
+# read_events: the reader picked by content and suffix
+# ------------------------------------------------------------------------------------------
+
+
+def _same_events(a: EventArray, b: EventArray) -> bool:
+    return isinstance(a, EventArray) and a.sensor_size == b.sensor_size and _same(a, b)
+
+
+_REAL_SAMPLES = [
+    ("tonic_samples/sample_nmnist.bin", "atis", read_nmnist_bin),
+    ("nmnist/Test/0/00004.bin", "atis", read_nmnist_bin),
+    ("aedat4/tonic/sample.aedat4", "aedat4", read_aedat4),
+    ("aedat4/aestream/davis.aedat4", "aedat4", read_aedat4),
+    ("tonic_samples/sample_aedat_header.aedat", "aedat2", read_aedat2),
+]
+
+
+@pytest.mark.parametrize(("name", "fmt", "reader"), _REAL_SAMPLES)
+def test_read_events_real_samples(shared_data: Path, name: str, fmt: str, reader) -> None:
+    path = shared_data / name
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    assert detect_format(path) == fmt
+    got = read_events(path)
+    assert _same_events(got, reader(path))
+    assert _same_events(read_events(str(path), format=fmt), got)
+
+
+def test_read_events_all_nmnist_test_files(shared_data: Path) -> None:
+    files = sorted((shared_data / "nmnist" / "Test").glob("*/*.bin"))
+    assert len(files) == 100
+    for f in files:
+        assert _same_events(read_events(f), read_nmnist_bin(f))
+
+
+def test_read_events_atis_sensor_by_content(tmp_path: Path) -> None:
+    caltech = _random_events(300, (240, 180, 2), seed=11)
+    f = tmp_path / "image_0001.bin"
+    write_nmnist_bin(f, caltech)
+    got = read_events(f)
+    assert got.sensor_size == (240, 180, 2) and _same_events(got, read_ncaltech101_bin(f))
+    small = tmp_path / "small.bin"
+    write_nmnist_bin(small, _random_events(50, (34, 34, 2), seed=12))
+    assert read_events(small).sensor_size == (34, 34, 2)
+    assert _same_events(read_events(small), read_nmnist_bin(small))
+    # keyword arguments go to the reader
+    assert (
+        read_events(small, sensor_size=None).sensor_size
+        == read_nmnist_bin(small, sensor_size=None).sensor_size
+    )
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(f.read_bytes()[:-2])
+    with pytest.raises(EventFileError, match="truncated"):
+        read_events(cut)
+    with pytest.warns(EventFileWarning):
+        part = read_events(cut, strict=False)
+    assert part.size == 299 and _same(part, caltech[:299])
+    # no suffix: the format cannot be told, but can be named
+    bare = tmp_path / "recording"
+    bare.write_bytes(small.read_bytes())
+    with pytest.raises(EventFileError, match="cannot tell"):
+        read_events(bare)
+    assert _same_events(read_events(bare, format="nmnist"), read_nmnist_bin(small))
+
+
+def test_read_events_aedat_resolved_by_header(tmp_path: Path) -> None:
+    ev = _random_events(400, (128, 128, 2), seed=13)
+    a2 = tmp_path / "cifar.aedat"
+    a31 = tmp_path / "gesture.aedat"
+    write_aedat2(a2, ev, camera="dvs128")
+    write_aedat31(a31, ev)
+    assert detect_format(a2) == "aedat2" and detect_format(a31) == "aedat31"
+    assert _same_events(read_events(a2), read_aedat2(a2))
+    assert _same_events(read_events(a31), read_aedat31(a31))
+    assert _same(read_events(a31), ev)
+    # CIFAR10-DVS style: read_events gives the raw address fields, not the dataset remap
+    raw = read_cifar10dvs(a2, orientation="raw")
+    assert _same_events(read_events(a2), raw) and _same(raw, ev)
+    assert not _same(read_events(a2), read_cifar10dvs(a2))
+    # a header without an AEChip line: the reader asks for camera=, which read_events passes on
+    plain = tmp_path / "plain.aedat"
+    write_aedat2(plain, ev, header_lines=["# made by a MATLAB script"])
+    with pytest.raises(EventFileError, match="camera="):
+        read_events(plain)
+    assert _same_events(read_events(plain, camera="dvs128"), raw)
+    # content wins over the suffix
+    dat = tmp_path / "gesture.dat"
+    dat.write_bytes(a31.read_bytes())
+    assert detect_format(dat) == "aedat31"
+    # neither header: the .aedat suffix alone is ambiguous
+    junk = tmp_path / "junk.aedat"
+    junk.write_bytes(b"\x00\x01" * 40)
+    with pytest.raises(EventFileError, match="aedat2, aedat31") as info:
+        read_events(junk)
+    assert "read_aedat2(" in str(info.value) and "read_aedat31(" in str(info.value)
+
+
+def test_read_events_npz_and_h5(tmp_path: Path) -> None:
+    ev = _random_events(300, (346, 260, 2), seed=14)
+    for suffix, fmt in ((".npz", "spikeloom"), (".h5", "spikeloom"), (".hdf5", "spikeloom")):
+        f = tmp_path / f"own{suffix}"
+        save_events(f, ev)
+        assert detect_format(f) == fmt
+        assert _same_events(read_events(f), load_events(f)) and _same(read_events(f), ev)
+    rng = np.random.default_rng(15)
+    pos = np.column_stack([rng.integers(17, 200, (40, 2)), rng.integers(1, 9, 40)])
+    neg = np.column_stack([rng.integers(17, 200, (30, 2)), rng.integers(1, 9, 30)])
+    es = tmp_path / "n01440764_10026.npz"
+    write_es_imagenet_npz(es, pos, neg)
+    assert detect_format(es) == "es_imagenet"
+    got = read_events(es)
+    # what the file holds: no centring
+    assert _same_events(got, read_es_imagenet_npz(es))
+    assert not _same(got, read_es_imagenet_npz(es, centre=(230, 240)))
+    shd = tmp_path / "shd_train.h5"
+    _write_shd(shd, [[0.1, 0.2], [0.3]], [[5, 6], [7]], [4, 9])
+    assert detect_format(shd) == "shd"
+    opened = read_events(shd)
+    assert isinstance(opened, SHDFile) and len(opened) == 2
+    reference = read_shd(shd)
+    for (a, la), (b, lb) in zip(opened, reference):
+        assert la == lb and _same_events(a, b)
+    opened.close()
+    reference.close()
+    # a zip or HDF5 file of neither format
+    other = tmp_path / "other.npz"
+    np.savez(other, frames=np.zeros(3))
+    with pytest.raises(EventFileError, match="es_imagenet, spikeloom"):
+        read_events(other)
+    other_h5 = tmp_path / "other.h5"
+    with h5py.File(other_h5, "w") as h:
+        h.create_dataset("data", data=np.zeros(3))
+    with pytest.raises(EventFileError, match="shd, spikeloom"):
+        read_events(other_h5)
+
+
+def test_read_events_unknown_file_lists_formats(tmp_path: Path) -> None:
+    f = tmp_path / "notes.txt"
+    f.write_text("not events\n")
+    with pytest.raises(EventFileError) as info:
+        read_events(f)
+    msg = str(info.value)
+    assert "notes.txt" in msg and "cannot tell the event file format" in msg
+    for name in ("atis", "aedat2", "aedat31", "aedat4", "es_imagenet", "shd", "spikeloom"):
+        assert f"  {name}: " in msg
+    for suffix in (".bin", ".aedat", ".aedat4", ".npz", ".h5"):
+        assert suffix in msg
+    for reader in ("read_nmnist_bin(", "read_aedat4(", "load_events(", "read_shd("):
+        assert reader in msg
+    assert "read_events(path, format=" in msg
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(spikeloom.errors.UnknownNameError, match="aedat4"):
+        read_events(f, format="mp4")
+    with pytest.raises(FileNotFoundError):
+        read_events(tmp_path / "missing.bin")
+
+
+def test_format_registry_metadata() -> None:
+    assert set(FORMATS.names()) == {
+        "aedat2", "aedat31", "aedat4", "atis", "es_imagenet", "shd", "spikeloom"
+    }  # fmt: skip
+    for name in FORMATS:
+        meta = FORMATS.entry(name).meta
+        assert meta["suffixes"] and all(s.startswith(".") for s in meta["suffixes"])
+        assert meta["description"] and meta["hint"]
+        assert callable(FORMATS.get(name))
+    assert FORMATS.entry("nmnist").name == "atis" and FORMATS.entry("N-Caltech101").name == "atis"
+    assert FORMATS.entry("aedat4").meta["sniff"](Path("x"), b"#!AER-DAT4.0\r\n")
+    assert FORMATS.entry("atis").meta["sniff"] is None
+
+
+def test_io_package_exports() -> None:
+    import spikeloom.events as events
+    import spikeloom.events.io as io
+
+    assert io.EventFileError is spikeloom.errors.EventFileError
+    assert io.EventFileWarning is spikeloom.errors.EventFileWarning
+    assert events.read_events is read_events and "read_events" in events.__all__
+    for name in io.__all__:
+        assert hasattr(io, name), name
+    assert not hasattr(io, "_atomic_write")
+
+
+def test_aedat4_without_the_aedat_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "aedat", None)  # import aedat now raises ImportError
+    f = tmp_path / "x.aedat4"
+    f.write_bytes(b"#!AER-DAT4.0\r\n")
+    with pytest.raises(ImportError, match="pip install aedat"):
+        read_aedat4(f)
+    with pytest.raises(ImportError, match="pip install aedat"):
+        read_events(f)

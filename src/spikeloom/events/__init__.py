@@ -36,6 +36,7 @@ from .io import (
     read_cifar10dvs,
     read_dvs_gesture,
     read_es_imagenet_npz,
+    read_events,
     read_gesture_labels,
     read_idx,
     read_ncaltech101_bin,
@@ -74,6 +75,6 @@ __all__ = [
     "EventFileError", "EventFileWarning", "SHDFile", "load_events", "read_aedat2",
     "read_aedat2_header", "read_aedat4", "read_aedat31", "read_cifar10dvs", "read_dvs_gesture",
     "read_es_imagenet_npz", "read_gesture_labels", "read_idx", "read_ncaltech101_bin",
-    "read_nmnist_bin", "read_shd", "save_events", "write_aedat2", "write_aedat31",
+    "read_nmnist_bin", "read_shd", "read_events", "save_events", "write_aedat2", "write_aedat31",
     "write_es_imagenet_npz", "write_nmnist_bin",
 ]

@@ -263,7 +263,7 @@ def _read_atis_any(path: PathLike, strict: bool = True, **kwargs: Any) -> EventA
 register_format(
     "atis",
     _read_atis_any,
-    aliases=("nmnist", "ncaltech101"),
+    aliases=("nmnist", "n_mnist", "ncaltech101", "n_caltech101"),
     suffixes=(".bin",),
     description="N-MNIST / N-Caltech101 ATIS 40-bit records",
     hint="read_nmnist_bin(path) or read_ncaltech101_bin(path)",

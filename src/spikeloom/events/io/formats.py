@@ -137,7 +137,9 @@ def detect_format(path: PathLike) -> str:
         return by_suffix[0].name
     if by_suffix:
         names = ", ".join(e.name for e in by_suffix)
-        raise _unknown(p, head, f"the suffix fits {names} but the content fits none of them")
+        raise _unknown(
+            p, head, f"the suffix fits {names} but the content fits none of them (damaged?)"
+        )
     raise _unknown(p, head, "neither the content nor the suffix is known")
 
 
