@@ -84,10 +84,12 @@ def test_liafnet_shapes_and_gradients(kwargs):
     x = _frames()
     per_step = model.output_per_step(x)
     assert per_step.shape == (8, 4, 10)
+    assert model(x, per_step=True).shape == (8, 4, 10)
     logits = model(x)
     assert logits.shape == (4, 10)
     if not kwargs.get("dropout"):
         torch.testing.assert_close(logits, per_step.mean(0))
+        torch.testing.assert_close(model(x, per_step=True), per_step, rtol=0, atol=0)
     nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 3])).backward()
     _assert_all_grads(model)
 
@@ -147,7 +149,7 @@ def test_resnet19_parameter_count_and_layout():
     # by hand: convs 3456 + 6·147456 + (294912 + 5·589824 + 32768) + (1179648 + 3·2359296
     # + 131072) = 12,553,600; FCs 131,328 + 2,570; tdBN affine 2·(128 + 6·128 + 7·256 + 5·512)
     assert n == 12_553_600 + 131_328 + 2_570 + 2 * (128 + 6 * 128 + 7 * 256 + 5 * 512)
-    assert abs(n - 12.63e6) / 12.63e6 < 0.01  # spec §3: ≈ 12.63 M
+    assert abs(n - 12.63e6) / 12.63e6 < 0.01  # Zheng et al. 2021 (arXiv:2011.05280): ≈ 12.63 M
     blocks = [m for m in model.modules() if isinstance(m, BasicBlock)]
     assert len(blocks) == 8
     projections = [b for b in blocks if not isinstance(b.shortcut, nn.Identity)]
@@ -214,7 +216,7 @@ def test_tasnn_gesture_layout_runs_and_backprops():
     torch.manual_seed(5)
     model = TASNN(T=8, reduction=4, input_size=(32, 32))
     fc1 = model.classifier[0][0]
-    assert fc1.in_features == 8192 and fc1.out_features == 256  # 128·8·8, spec §4
+    assert fc1.in_features == 8192 and fc1.out_features == 256  # 128·8·8 (Yao et al. 2021)
     tas = model.attention_layers()
     assert len(tas) == 5 and all(t.T == 8 and t.hidden == 2 for t in tas)
     x = _frames(T=8, B=2, H=32, W=32)
@@ -318,8 +320,20 @@ def test_build_from_spec_equals_explicit_arguments():
 
 def test_build_rejects_an_unaccepted_data_kind():
     seq = DataSpec("sequence", num_classes=20, T=10, channels=700)
-    with pytest.raises(ValueError, match="accepts data of kind frames.*'sequence'"):
-        build_model("liafnet", seq)
+    for name in MODELS:
+        with pytest.raises(ValueError, match="accepts data of kind frames.*'sequence'"):
+            build_model(name, seq)
+    with pytest.raises(TypeError, match="DataSpec"):
+        build_model("liafnet", {"input_size": 16})
+
+
+def test_build_from_a_spec_without_T():
+    varying = DataSpec("frames", num_classes=4, channels=2, size=(16, 16))  # T varies
+    model = build_model("liafnet", varying, **_SMALL["liafnet"])
+    assert model.T is None and model(_frames(T=3, B=1)).shape == (1, 4)
+    with pytest.raises(ValueError, match="TASNN needs the number of time steps T"):
+        build_model("tasnn", varying, **_SMALL["tasnn"])
+    assert build_model("tasnn", varying, T=6, **_SMALL["tasnn"]).T == 6  # explicit T wins
 
 
 def test_custom_model_registers_with_its_kinds():
@@ -343,21 +357,48 @@ def test_custom_model_registers_with_its_kinds():
         MODELS.unregister("seqnet_test")
 
 
+_PLAIN = (int, float, complex, str, bytes, bool, type(None))
+
+
+def _fingerprint(v):
+    """Plain values by value, containers element by element, everything else (tensors,
+    modules, parameters, buffers, hooks, specs) by identity."""
+    if isinstance(v, _PLAIN):
+        return v
+    if isinstance(v, (list, tuple)):
+        return (type(v), tuple(_fingerprint(x) for x in v))
+    if isinstance(v, (set, frozenset)):
+        return (type(v), frozenset(_fingerprint(x) for x in v))
+    if isinstance(v, dict):
+        return (type(v), {k: _fingerprint(x) for k, x in v.items()})
+    return ("id", id(v))
+
+
 def _snapshot(model: nn.Module) -> dict:
-    """Every module's attributes: identity for objects, value for plain data."""
-    snap = {}
-    for name, m in model.named_modules():
-        entry = {}
-        for k, v in vars(m).items():
-            if isinstance(v, dict):
-                entry[k] = {kk: (id(vv) if not isinstance(vv, (int, float, str, bool, type(None)))
-                                 else vv) for kk, vv in v.items()}
-            elif isinstance(v, (int, float, str, bool, tuple, type(None))):
-                entry[k] = v
-            else:
-                entry[k] = id(v)
-        snap[name] = entry
-    return snap
+    """Every module's ``__dict__``: its keys and a fingerprint of each value."""
+    return {name: {k: _fingerprint(v) for k, v in vars(m).items()}
+            for name, m in model.named_modules()}
+
+
+def test_snapshot_sees_writes_in_forward():
+    class Recorder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.log: list[float] = []
+
+        def forward(self, x):
+            self.log.append(float(x.sum()))
+            return x
+
+    class Setter(nn.Module):
+        def forward(self, x):
+            self.last = x
+            return x
+
+    for m in (Recorder(), Setter()):
+        before = _snapshot(m)
+        m(torch.ones(2))
+        assert _snapshot(m) != before, type(m).__name__
 
 
 @pytest.mark.parametrize("name", sorted(_SMALL))
@@ -370,11 +411,21 @@ def test_forward_writes_nothing_onto_modules(name):
         model(x)
         model(x, per_step=True)
         assert _snapshot(model) == before, f"{name} (train={train}) changed module state"
+    # monitors leave nothing behind once closed
+    from spikeloom.monitor import SpikeMonitor
+
+    before = _snapshot(model)
+    with SpikeMonitor(model), AttentionMonitor(model):
+        model(x)
+    assert _snapshot(model) == before, f"{name}: a monitor left state behind"
 
 
 def test_readout_is_walked_last_and_residuals_are_visible():
     from spikeloom.walk import iter_layers
 
+    for name, kw in _SMALL.items():
+        roles = [x.role for x in iter_layers(build_model(name, SPEC, **kw))]
+        assert roles[-1] == "readout" and roles.count("readout") == 1, name
     layers = list(iter_layers(resnet_tiny()))
     assert layers[-1].role == "readout"
     assert [x.name for x in layers if x.role == "merge"] == ["layers.0.add", "layers.1.add"]

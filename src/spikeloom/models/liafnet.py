@@ -10,12 +10,12 @@ from torch import Tensor, nn
 from ..layers import MeanOverTime, TemporalAttention, TimeDistributed
 from .base import SpikingClassifier
 from .factory import NormKind, make_neuron_factory, make_norm, pair
-from .registry import register_model
+from .registry import frames_args, register_model
 
 __all__ = ["LIAFNet"]
 
 
-@register_model("liafnet")
+@register_model("liafnet", kinds=("frames",), from_spec=frames_args)
 class LIAFNet(SpikingClassifier):
     """Small convolutional LIAF (or LIF) network, the default model of ``spikeloom train``.
 

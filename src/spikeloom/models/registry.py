@@ -1,13 +1,17 @@
 """The model registry: names, the data kinds each model accepts, and building from a DataSpec.
 
-Each model family registers itself next to its definition::
+Each model family registers itself next to its definition, with the data kinds it accepts and
+a function that says which constructor arguments follow from a dataset's
+:class:`~spikeloom.datasets.spec.DataSpec`::
 
-    @register_model("liafnet", kinds=("frames",))
+    @register_model("liafnet", kinds=("frames",), from_spec=frames_args)
     class LIAFNet(SpikingClassifier): ...
 
-``from_spec`` (default :func:`frames_args`) says which constructor arguments follow from a
-dataset's :class:`~spikeloom.datasets.spec.DataSpec`; :func:`build_model` fills them in and lets
-explicit keyword arguments override them. No constructor signature is inspected.
+    register_model("seqnet", SeqNet, kinds=("sequence",),
+                   from_spec=lambda s: {"channels": s.channels, "num_classes": s.num_classes})
+
+:func:`build_model` fills the derived arguments in and lets explicit keyword arguments override
+them. No constructor signature is inspected.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ SpecArgs = Callable[[DataSpec], dict[str, Any]]
 
 
 def frames_args(spec: DataSpec) -> dict[str, Any]:
-    """Arguments of a frame classifier: ``in_channels``, ``num_classes``, ``input_size``, ``T``."""
+    """Arguments of a frame classifier: ``in_channels``, ``num_classes``, ``input_size``, ``T``
+    (``T`` may be ``None``: the model then takes any number of steps)."""
     return {"in_channels": spec.channels, "num_classes": spec.num_classes,
             "input_size": spec.size, "T": spec.T}
 
@@ -44,7 +49,9 @@ def register_model(name: str, builder: Callable[..., nn.Module] | None = None, *
         name: registry name (case-insensitive, ``-`` == ``_``).
         builder: the class or function; without it, a decorator.
         kinds: data kinds the model accepts (``"frames"``, ``"sequence"``, ``"graph"``).
-        from_spec: maps a :class:`DataSpec` to constructor arguments.
+        from_spec: maps a :class:`DataSpec` to constructor arguments (default
+            :func:`frames_args`); it may raise :class:`~spikeloom.errors.ConfigError` when the
+            spec lacks something the model needs.
         aliases: other names.
     """
 
@@ -69,6 +76,11 @@ def build_model(name: str, spec: DataSpec | None = None, **kwargs: Any) -> nn.Mo
     """
     entry = MODELS.entry(name)
     if spec is not None:
+        if not isinstance(spec, DataSpec):
+            raise TypeError(
+                f"build_model's second argument is a DataSpec (dataset.spec), got "
+                f"{type(spec).__name__}; pass constructor arguments as keywords"
+            )
         kinds = entry.meta["kinds"]
         if spec.kind not in kinds:
             raise ConfigError(

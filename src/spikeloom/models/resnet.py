@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ..layers import Add, MeanOverTime, TimeDistributed
 from .base import SpikingClassifier
 from .factory import NormKind, make_neuron_factory, make_norm, pair
-from .registry import register_model
+from .registry import frames_args, register_model
 
 __all__ = ["BasicBlock", "SpikingResNet", "resnet19", "resnet_tiny"]
 
@@ -67,7 +67,7 @@ class BasicBlock(nn.Module):
         return self.sn2(self.add(out, self.shortcut(x)))
 
 
-@register_model("spiking_resnet")
+@register_model("spiking_resnet", kinds=("frames",), from_spec=frames_args)
 class SpikingResNet(SpikingClassifier):
     """Deep spiking ResNet of STBP-tdBN (Zheng et al., AAAI 2021, arXiv:2011.05280).
 
@@ -161,7 +161,7 @@ class SpikingResNet(SpikingClassifier):
         return self.classifier(y.flatten(2))
 
 
-@register_model("resnet19")
+@register_model("resnet19", kinds=("frames",), from_spec=frames_args)
 def resnet19(in_channels: int = 3, num_classes: int = 10, **kwargs: Any) -> SpikingResNet:
     """ResNet-19 of STBP-tdBN: stem 128, stages 3×128, 3×256 (stride 2), 2×512
     (stride 2), global avg-pool, FC 256 + LIF, FC ``num_classes``. 12.70 M parameters for
@@ -173,7 +173,7 @@ def resnet19(in_channels: int = 3, num_classes: int = 10, **kwargs: Any) -> Spik
     return SpikingResNet(in_channels=in_channels, num_classes=num_classes, **kwargs)
 
 
-@register_model("resnet_tiny")
+@register_model("resnet_tiny", kinds=("frames",), from_spec=frames_args)
 def resnet_tiny(in_channels: int = 2, num_classes: int = 10, **kwargs: Any) -> SpikingResNet:
     """A tiny spiking ResNet (stem 8, stages 1×8 and 1×16 with stride 2, FC 32 with tdBN) with
     the same block structure as ResNet-19; for tests, demos and CPU smoke runs."""

@@ -11,12 +11,12 @@ from ..layers import MeanOverTime, TemporalAttention, TimeDistributed
 from ..walk import iter_layers
 from .base import SpikingClassifier
 from .factory import NormKind, make_neuron_factory, make_norm, pair
-from .registry import register_model
+from .registry import frames_args, register_model
 
 __all__ = ["TASNN"]
 
 
-@register_model("tasnn")
+@register_model("tasnn", kinds=("frames",), from_spec=frames_args)
 class TASNN(SpikingClassifier):
     """Temporal-wise attention SNN, DVS128-Gesture configuration of TA-SNN (Yao et al., ICCV 2021,
     arXiv:2107.11711).
@@ -36,7 +36,8 @@ class TASNN(SpikingClassifier):
 
     Args:
         in_channels, num_classes, input_size: input channels, ``K`` and ``(H, W)``.
-        T: number of time steps (required; the TA weights are tied to it).
+        T: number of time steps (required, not ``None``: the TA weights are tied to it; a
+            :class:`~spikeloom.datasets.spec.DataSpec` without ``T`` needs an explicit ``T``).
         reduction: TA reduction ``r`` (hidden width ``max(1, T // r)``).
         channels, pool: conv widths and whether each conv layer pools by 2.
         hidden: widths of the hidden FC layers (``()`` for none).
@@ -55,7 +56,7 @@ class TASNN(SpikingClassifier):
         in_channels: int = 2,
         num_classes: int = 11,
         input_size: int | Sequence[int] = (32, 32),
-        T: int = 60,
+        T: int | None = 60,
         reduction: int = 16,
         channels: Sequence[int] = (64, 128, 128),
         pool: Sequence[bool] = (False, True, True),
@@ -72,6 +73,11 @@ class TASNN(SpikingClassifier):
         neuron_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        if T is None:
+            raise ValueError(
+                "TASNN needs the number of time steps T (its attention weights are tied to it); "
+                "the data does not fix T (samples of varying length?): pass T=..."
+            )
         if len(pool) != len(channels):
             raise ValueError(f"pool {tuple(pool)} needs one flag per conv layer {tuple(channels)}")
         H, W = pair(input_size)
