@@ -707,6 +707,11 @@ def test_read_events_atis_sensor_by_content(tmp_path: Path) -> None:
     write_nmnist_bin(small, _random_events(50, (34, 34, 2), seed=12))
     assert read_events(small).sensor_size == (34, 34, 2)
     assert _same_events(read_events(small), read_nmnist_bin(small))
+    # overflow markers (y = 240) do not count as events when choosing the sensor
+    long = tmp_path / "long.bin"
+    write_nmnist_bin(long, _random_events(60, (34, 34, 2), seed=16, t_max=2**25), overflow="marker")
+    assert (np.frombuffer(long.read_bytes(), np.uint8).reshape(-1, 5)[:, 1] == 240).any()
+    assert _same_events(read_events(long), read_nmnist_bin(long))
     # keyword arguments go to the reader
     assert (
         read_events(small, sensor_size=None).sensor_size

@@ -71,7 +71,7 @@ def _read_atis(
         is_overflow = np.zeros(n_rec, dtype=bool)
 
     if isinstance(sensor_size, str):  # _SMALLEST (read_events): the file holds no size
-        ev_x, ev_y = x[~is_overflow], y[~is_overflow]
+        ev_x, ev_y = (x[~is_overflow], y[~is_overflow]) if is_overflow.any() else (x, y)
         fits = ev_x.size == 0 or (ev_x.max() < NMNIST_SENSOR[0] and ev_y.max() < NMNIST_SENSOR[1])
         sensor_size = NMNIST_SENSOR if fits else NCALTECH101_SENSOR
     # Find the first damaged record (out-of-range coordinate) and the truncated tail.
