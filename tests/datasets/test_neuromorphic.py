@@ -28,7 +28,7 @@ from spikeloom.datasets.neuromorphic import (
     shift_frames,
     stratified_split,
 )
-from spikeloom.errors import ConfigError
+from spikeloom.errors import ConfigError, MissingDataError, UnknownNameError
 from spikeloom.events.core import make_events
 from spikeloom.events.io import (
     read_es_imagenet_npz,
@@ -259,6 +259,52 @@ def test_registry() -> None:
         assert name in DATASETS
     with pytest.raises(ValueError, match="needs --root"):
         build_dataset("nmnist", "train")
+    with pytest.raises(ValueError, match=r"ROOT/Train/<digit 0-9>/\*\.bin.*never downloads"):
+        build_dataset("NMNIST", "train")  # names are case-insensitive
+    with pytest.raises(ValueError, match="takes no --root"):
+        build_dataset("esdigits", "train", root="/somewhere")
+    with pytest.raises(UnknownNameError, match="unknown dataset 'mnist2'") as info:
+        build_dataset("mnist2", "train")
+    assert "esdigits" in str(info.value) and "shd" in str(info.value)
+    assert sorted(DATASETS) == ["cifar10dvs", "dvsgesture", "esdigits", "esimagenet",
+                                "ncaltech101", "nmnist", "shd"]
+
+
+def test_base_calls_no_hook_before_the_subclass_is_ready(nmnist_root: Path) -> None:
+    calls = []
+
+    class Late(NMNIST):
+        def __init__(self, root: Path, split: str, **kwargs: object) -> None:
+            super().__init__(root, split, **kwargs)
+            self.late = "set after super().__init__"  # the hooks below need it
+
+        def default_transform(self):  # noqa: ANN202
+            calls.append(("default_transform", self.late))
+            return super().default_transform()
+
+        def _list_part(self, part: str):  # noqa: ANN202
+            calls.append(("_list_part", self.late))
+            return super()._list_part(part)
+
+    ds = Late(nmnist_root, "test", T=3, cache_dir=False)
+    assert [c[0] for c in calls] == ["default_transform", "_list_part"]
+    assert len(ds) == 100 and ds[0][0].shape == (3, 2, 34, 34)
+    assert ds.spec.sample_shape == (3, 2, 34, 34)
+
+
+def test_missing_data_error_type(tmp_path: Path) -> None:
+    with pytest.raises(MissingDataError, match="ROOT/Train does not exist"):
+        NMNIST(tmp_path, "train", cache_dir=False)
+
+
+def test_old_import_paths() -> None:
+    from spikeloom.datasets import neuromorphic, nmnist, shd, splits
+
+    assert neuromorphic.NMNIST is nmnist.NMNIST and neuromorphic.SHD is shd.SHD
+    assert neuromorphic.stratified_split is splits.stratified_split
+    from spikeloom.datasets.esdigits import split_indices
+
+    assert split_indices is splits.split_indices
 
 
 # ---------------------------------------------------------------- DVS128 Gesture (synthetic)

@@ -1,21 +1,30 @@
 """Datasets: the built-in ES-Digits and readers for public neuromorphic datasets.
 
-Every dataset yields ``(frames, label)`` with ``frames`` shaped ``[T, C, H, W]`` (time first);
-a DataLoader batch is transposed to ``[T, B, C, H, W]`` by :func:`spikeloom.train.collate`.
+Every dataset yields ``(frames, label)`` with ``frames`` shaped ``[T, C, H, W]`` (time first)
+and exposes ``spec``, a :class:`~spikeloom.datasets.spec.DataSpec` saying what it yields; a
+DataLoader batch is transposed to ``[T, B, C, H, W]`` by
+:func:`~spikeloom.datasets.collate.collate`.
 
-:func:`build_dataset` gives datasets by name, as used by ``spikeloom train --dataset NAME``:
-``esdigits`` (built in) and the public event datasets of :mod:`.neuromorphic` (``nmnist``,
-``dvsgesture``, ``cifar10dvs``, ``ncaltech101``, ``shd``, ``esimagenet``), which need
-``--root DIR`` and cache their frames on disk (:mod:`.cache`).
+:func:`build_dataset` gives datasets by name from :data:`DATASETS`, as used by
+``spikeloom train --dataset NAME``: ``esdigits`` (built in, :mod:`.esdigits`) and the public
+event datasets, one module each (``nmnist``, ``dvsgesture``, ``cifar10dvs``, ``ncaltech101``,
+``shd``, ``esimagenet``), which need ``--root DIR`` and cache their frames on disk
+(:mod:`.cache`). Their shared base is :mod:`.base`, their splits :mod:`.splits`.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from typing import Any
 
 from torch.utils.data import Dataset
 
+from ..registry import Registry
+
 __all__ = ["build_dataset", "DATASETS"]
+
+Factory = Callable[..., Dataset]
 
 
 def _esdigits(split: str, root: str | None = None, **kwargs: Any) -> Dataset:
@@ -26,13 +35,11 @@ def _esdigits(split: str, root: str | None = None, **kwargs: Any) -> Dataset:
     return ESDigits(split=split, **kwargs)
 
 
-def _event_dataset(cls_name: str) -> Any:
-    """Registry factory of a :mod:`.neuromorphic` dataset class (imported lazily)."""
+def _event_dataset(module: str, cls_name: str) -> Factory:
+    """Registry factory of an event dataset class (its module is imported on first use)."""
 
     def factory(split: str, root: str | None = None, **kwargs: Any) -> Dataset:
-        from . import neuromorphic
-
-        cls = getattr(neuromorphic, cls_name)
+        cls = getattr(importlib.import_module(f".{module}", __name__), cls_name)
         if root is None:
             raise ValueError(
                 f"dataset {cls.name!r} ({cls.title}) needs --root DIR, the local dataset "
@@ -41,29 +48,31 @@ def _event_dataset(cls_name: str) -> Any:
             )
         return cls(root, split, **kwargs)
 
-    factory.__name__ = f"_{cls_name.lower()}"
-    factory.__doc__ = f"Build :class:`spikeloom.datasets.neuromorphic.{cls_name}`."
+    factory.__name__ = f"_{module}"
+    factory.__doc__ = f"Build :class:`spikeloom.datasets.{module}.{cls_name}`."
     return factory
 
 
-#: name -> factory(split, root=None, **kwargs)
-DATASETS: dict[str, Any] = {
-    "esdigits": _esdigits,
-    "nmnist": _event_dataset("NMNIST"),
-    "dvsgesture": _event_dataset("DVSGesture"),
-    "cifar10dvs": _event_dataset("CIFAR10DVS"),
-    "ncaltech101": _event_dataset("NCaltech101"),
-    "shd": _event_dataset("SHD"),
-    "esimagenet": _event_dataset("ESImageNet"),
-}
+#: name -> factory(split, root=None, **kwargs); metadata ``needs_root``.
+DATASETS: Registry[Factory] = Registry("dataset")
+DATASETS.register("esdigits", _esdigits, needs_root=False)
+for _module, _cls in (
+    ("nmnist", "NMNIST"),
+    ("dvsgesture", "DVSGesture"),
+    ("cifar10dvs", "CIFAR10DVS"),
+    ("ncaltech101", "NCaltech101"),
+    ("shd", "SHD"),
+    ("esimagenet", "ESImageNet"),
+):
+    DATASETS.register(_module, _event_dataset(_module, _cls), needs_root=True)
 
 
 def build_dataset(name: str, split: str, root: str | None = None, **kwargs: Any) -> Dataset:
-    """Build dataset ``name`` for ``split`` (``"train"``, ``"val"`` or ``"test"``)."""
-    try:
-        factory = DATASETS[name.lower()]
-    except KeyError:
-        raise ValueError(
-            f"unknown dataset {name!r}; available: {', '.join(sorted(DATASETS))}"
-        ) from None
-    return factory(split, root=root, **kwargs)
+    """Build dataset ``name`` for ``split`` (``"train"``, ``"val"`` or ``"test"``).
+
+    Raises:
+        UnknownNameError: (a ``ValueError``) for an unknown name, listing the registered ones.
+        ValueError: ``root`` given to ``esdigits``, or missing for an event dataset (the
+            message shows the expected folder layout).
+    """
+    return DATASETS.get(name)(split, root=root, **kwargs)

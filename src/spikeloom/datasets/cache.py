@@ -37,17 +37,20 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch.utils.data import Dataset
 
 from ..atomic import atomic_write, clean_stale_temps
 
 __all__ = [
     "CACHE_ENV",
     "CACHE_VERSION",
+    "CachedDataset",
     "FrameCache",
     "compact_array",
     "default_cache_dir",
@@ -329,3 +332,92 @@ class FrameCache:
 
     def __repr__(self) -> str:
         return f"FrameCache({str(self.folder)!r}, compress={self.compress})"
+
+
+class CachedDataset(Dataset):
+    """Frames of a dataset cached on disk per index: ``cached[i]`` is ``dataset[i]``, stored.
+
+    ``dataset[i]`` must return frames (numpy or torch) and be deterministic for a given ``key``
+    (the caller hashes whatever determines the frames into ``key``, e.g. with
+    :func:`make_cache_key`). The first access of ``i`` computes and stores the frames; later
+    accesses (in any process) read them back, in the compact stored dtype
+    (:func:`compact_array`), so a hit and a miss give identical values.
+
+    Args:
+        dataset: anything with ``__len__`` and ``__getitem__(i) -> frames``.
+        cache_dir: cache folder (see :func:`resolve_cache_dir`; ``False`` = no caching, then
+            ``cached[i]`` computes every time).
+        name: dataset name (first folder level under ``cache_dir``).
+        key: what the frames depend on (second folder level).
+        meta: JSON-compatible description written to ``meta.json``.
+        compress: store compressed ``.npz`` files.
+
+    Example::
+
+        cached = CachedDataset(frames_by_index, cache_dir="~/.cache/spikeloom", name="toy",
+                               key=make_cache_key("toy", ids, transform_key, "float32"))
+        x = cached[3]
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        *,
+        cache_dir: str | os.PathLike | bool | None,
+        name: str,
+        key: str,
+        meta: dict[str, Any] | None = None,
+        compress: bool = False,
+    ) -> None:
+        self.dataset = dataset
+        self.root = resolve_cache_dir(cache_dir)
+        self.name, self.key, self.meta, self.compress = name, key, meta, bool(compress)
+        self._cache: FrameCache | None = None
+
+    @property
+    def cache(self) -> FrameCache | None:
+        """The :class:`FrameCache` (its folder is created on first use), or ``None``."""
+        if self.root is None:
+            return None
+        if self._cache is None:
+            self._cache = FrameCache(
+                self.root, self.name, self.key, meta=self.meta, compress=self.compress
+            )
+        return self._cache
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def _compute(self, i: int) -> np.ndarray:
+        out = self.dataset[i]
+        if isinstance(out, torch.Tensor):
+            out = out.detach().cpu().numpy()
+        return np.asarray(out)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        cache = self.cache
+        if cache is None:
+            return self._compute(i)
+        return cache.get_or_compute(i, lambda: self._compute(i))
+
+    def prepare(
+        self, indices: Sequence[int] | None = None, *, progress: bool = False, desc: str = ""
+    ) -> int:
+        """Compute and store the frames of ``indices`` (default: all) not cached yet.
+
+        Returns the number computed (0 without a cache); an interrupted call can be repeated.
+        """
+        cache = self.cache
+        if cache is None:
+            return 0
+        from tqdm.auto import tqdm
+
+        done = set(cache.cached_indices())
+        wanted = range(len(self)) if indices is None else indices
+        todo = [int(i) for i in wanted if int(i) not in done]
+        for i in tqdm(todo, desc=desc or f"caching {self.name}", disable=not progress):
+            cache.get_or_compute(i, lambda i=i: self._compute(i))
+        return len(todo)
+
+    def __repr__(self) -> str:
+        return f"CachedDataset({self.dataset!r}, cache={self.cache!r})"

@@ -48,6 +48,7 @@ from ..events.odg import (
     resize_nearest,
 )
 from .spec import DataSpec
+from .splits import split_indices
 
 __all__ = ["ESDigits", "esdigits_frames", "split_indices", "upscale"]
 
@@ -122,33 +123,6 @@ def esdigits_frames(
             hit = (frames, labels)
             _CACHE[key] = hit
     return hit
-
-
-def split_indices(
-    labels: np.ndarray,
-    seed: int = 0,
-    fractions: tuple[float, float, float] = (0.70, 0.15, 0.15),
-) -> dict[str, np.ndarray]:
-    """Stratified train/val/test indices (sorted) for integer ``labels`` ``[N]``.
-
-    Per class with ``n`` samples, after a permutation drawn from ``numpy.random.default_rng(seed)``:
-    the first ``round(f_train * n)`` go to train, the next ``round(f_val * n)`` to val, the rest
-    to test. Splits are disjoint and cover ``0..N-1``.
-    """
-    f = np.asarray(fractions, dtype=np.float64)
-    if f.shape != (3,) or (f < 0).any() or abs(f.sum() - 1.0) > 1e-9:
-        raise ValueError(f"fractions must be 3 non-negative numbers summing to 1, got {fractions}")
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
-    for cls in np.unique(labels):  # loop over classes, not samples
-        idx = rng.permutation(np.flatnonzero(labels == cls))
-        n_tr = int(round(f[0] * len(idx)))
-        n_va = min(int(round(f[1] * len(idx))), len(idx) - n_tr)
-        parts["train"].append(idx[:n_tr])
-        parts["val"].append(idx[n_tr : n_tr + n_va])
-        parts["test"].append(idx[n_tr + n_va :])
-    return {k: np.sort(np.concatenate(v)) for k, v in parts.items()}
 
 
 class ESDigits(Dataset):

@@ -1,0 +1,157 @@
+"""ES-ImageNet (Lin et al. 2021, arXiv:2110.12211) as a dataset of event frames."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..events import EventArray, read_es_imagenet_npz
+from ..events.transforms import EventTransform, RngLike
+from .base import EventDataset, Part, PathLike, missing_error
+
+__all__ = ["ESImageNet", "ESImageNetToFrame"]
+
+
+@dataclass(frozen=True)
+class ESImageNetToFrame(EventTransform):
+    """ES-ImageNet events → the authors' frames (Lin et al. 2021, arXiv:2110.12211).
+
+    Input: events of :func:`~spikeloom.events.io.read_es_imagenet_npz` with ``centre=(h, w)``
+    (already shifted to the centred canvas), ``t`` = ODG step 1..8. Output ``[8, 2, S, S]``
+    uint8: frame ``t - 1``, channel = polarity (**1 = ON, 0 = OFF**, the project convention;
+    the authors' loader puts ON in channel 0), value 1 where at least one event fell
+    (``binary=True``, the authors' loader) or the event count. ``crop=True`` keeps canvas rows
+    and columns 16..239 (``S = 224``, the authors' ``[16:240]`` crop); ``False`` keeps the
+    256×256 canvas.
+    """
+
+    crop: bool = True
+    binary: bool = True
+
+    def __call__(self, events: np.ndarray, rng: RngLike = None) -> np.ndarray:
+        ev = np.asarray(events)
+        t = ev["t"].astype(np.int64)
+        if t.size and (t.min() < 1 or t.max() > 8):
+            raise ValueError(
+                f"ES-ImageNet events must have t = ODG step 1..8, got {t.min()}..{t.max()}; "
+                f"read them with read_es_imagenet_npz"
+            )
+        x = ev["x"].astype(np.int64)
+        y = ev["y"].astype(np.int64)
+        p = ev["p"].astype(np.int64)
+        if p.size and p.max() > 1:
+            raise ValueError("ES-ImageNet events must have p in {0, 1}")
+        size = 256
+        if self.crop:
+            keep = (x >= 16) & (x < 240) & (y >= 16) & (y < 240)
+            x, y, p, t = x[keep] - 16, y[keep] - 16, p[keep], t[keep]
+            size = 224
+        elif x.size and (x.max() >= 256 or y.max() >= 256):
+            raise ValueError("ES-ImageNet events must lie in the 256x256 canvas")
+        flat = (((t - 1) * 2 + p) * size + y) * size + x
+        counts = np.bincount(flat, minlength=8 * 2 * size * size)
+        if self.binary:
+            out = (counts > 0).astype(np.uint8)
+        else:
+            out = counts.astype(np.uint16 if counts.max(initial=0) > 255 else np.uint8)
+        return out.reshape(8, 2, size, size)
+
+
+class ESImageNet(EventDataset):
+    """ES-ImageNet (Lin et al. 2021): ImageNet converted to 8-step ODG events, 1000 classes.
+
+    Layout (Lin et al. 2021; the authors' ``es_imagenet.py`` resolves names the same way)::
+
+        ROOT/trainlabel.txt     "<path> <label 0..999> <h> <w>" per line
+        ROOT/vallabel.txt
+        ROOT/train/<path>       class{label}/class{label}_{k}.npz  (pos/neg uint8 [n, 3])
+        ROOT/val/<path>         ILSVRC2012_val_XXXXXXXX.npz
+
+    ``<path>`` is relative to ``ROOT/train`` (``ROOT/val``) and its extension is replaced by
+    ``.npz``. ``"test"`` is the official validation set (``vallabel.txt``); ``"train"``/``"val"``
+    split ``trainlabel.txt`` (stratified, seeded). Sample files are only opened when read.
+
+    Frames: :class:`ESImageNetToFrame` (binary, 224×224 crop after the authors' centring by
+    ``(h, w)``), ``[8, 2, 224, 224]``; ``T`` must be 8 (the ODG steps). Classes are named by
+    their label number (the files hold no synset names). The cache is stored compressed.
+
+    Not tested on real files (none available): tested with a tiny synthetic tree in this
+    layout written by :func:`~spikeloom.events.io.write_es_imagenet_npz`.
+    """
+
+    name = "esimagenet"
+    title = "ES-ImageNet"
+    source = (
+        "the links in https://github.com/lyh983012/ES-imagenet-master (Lin et al., Front. "
+        "Neurosci. 15:726582, 2021, doi:10.3389/fnins.2021.726582)"
+    )
+    layout = (
+        "ROOT/trainlabel.txt and ROOT/vallabel.txt  ('<path> <label> <h> <w>' lines)",
+        "ROOT/train/<path>.npz                      (e.g. class0/class0_1.npz)",
+        "ROOT/val/<path>.npz                        (e.g. ILSVRC2012_val_00000001.npz)",
+    )
+    default_T = 8
+    cache_compress = True
+    sensor_size = (256, 256, 2)
+    classes = tuple(str(i) for i in range(1000))
+
+    def __init__(self, root: PathLike, split: str = "train", **kwargs: Any) -> None:
+        T = kwargs.get("T")
+        if T is not None and int(T) != 8:
+            raise ValueError(f"ES-ImageNet has exactly 8 time steps (ODG steps); got T={T}")
+        super().__init__(root, split, **kwargs)
+
+    def default_transform(self) -> Callable[..., Any]:
+        return ESImageNetToFrame()
+
+    def default_frame_shape(self) -> tuple[int, int, int, int]:
+        return (8, 2, 224, 224)
+
+    def _list_part(self, part: str) -> Part:
+        label_name, sub = ("trainlabel.txt", "train") if part == "train" else ("vallabel.txt",
+                                                                                "val")
+        label_file = self.root / label_name
+        for f, what in ((label_file, f"ROOT/{label_name}"), (self.root / sub, f"ROOT/{sub}/")):
+            if not f.exists():
+                raise missing_error(
+                    self.title, self.root, self.layout, f"{what} does not exist", self.source
+                )
+        samples, labels, ids = [], [], []
+        folder = self.root / sub
+        for lineno, line in enumerate(label_file.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 4:
+                raise ValueError(
+                    f"{label_file}:{lineno}: expected '<path> <label> <h> <w>', got {line!r}"
+                )
+            rel, label, h, w = parts[0], int(parts[1]), int(parts[2]), int(parts[3])
+            if not 0 <= label < 1000:
+                raise ValueError(f"{label_file}:{lineno}: label {label} is not in 0..999")
+            rel_npz = str(Path(rel).with_suffix(".npz"))
+            samples.append((folder / rel_npz, h, w))
+            labels.append(label)
+            ids.append(f"{sub}/{rel_npz}:{label}:{h}:{w}")
+        if samples and not samples[0][0].is_file():
+            raise missing_error(
+                self.title, self.root, self.layout,
+                f"{samples[0][0]} (first entry of ROOT/{label_name}) does not exist",
+                self.source,
+            )
+        return Part(samples, np.asarray(labels, dtype=np.int64), ids)
+
+    def _read(self, sample: tuple[Path, int, int]) -> EventArray:
+        path, h, w = sample
+        if not Path(path).is_file():
+            raise missing_error(
+                self.title, self.root, self.layout, f"{path} does not exist", self.source
+            )
+        return read_es_imagenet_npz(path, centre=(h, w))
+
+    def _reader_key(self) -> str:
+        return "read_es_imagenet_npz/centred"
