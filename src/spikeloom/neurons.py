@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .ops.neuron_sequence import NeuronSpec, Reset, neuron_sequence
+from .ops.neuron_sequence import NeuronSpec, neuron_sequence
 from .probes import Probed
 from .registry import Registry
 from .surrogate import Surrogate
@@ -76,14 +76,10 @@ class BaseNeuron(Probed, nn.Module):
     ``fire_ge`` read (and, when assigned, replace) its fields.
 
     Args:
-        v_th: firing threshold ``V_th``.
-        v_reset: potential after a hard reset.
-        reset: ``"hard"`` (to ``v_reset``) or ``"soft"`` (subtract ``V_th``).
-        detach_reset: stop gradients through the reset term (LIAF code / PLIF do; STBP does not).
-        surrogate: surrogate derivative name or object (see :mod:`spikeloom.surrogate`).
-        width: shape parameter of a named surrogate (``a`` for rectangular/triangular,
-            ``alpha`` for sigmoid/arctan).
-        fire_ge: fire on ``u >= V_th`` (TA-SNN) instead of ``u > V_th`` (STBP, default).
+        params: the fields of :class:`~spikeloom.ops.neuron_sequence.NeuronSpec` as keywords
+            (``v_th``, ``v_reset``, ``reset``, ``detach_reset``, ``surrogate``, ``width``,
+            ``fire_ge``); missing ones take the spec's defaults (``V_th = 0.5``, hard reset to
+            0, rectangular surrogate of width 1, strict ``>``, reset not detached).
     """
 
     #: True when the output is binary spikes (cost model counts accumulates downstream).
@@ -96,22 +92,13 @@ class BaseNeuron(Probed, nn.Module):
     surrogate = _SpecField()
     fire_ge = _SpecField()
 
-    def __init__(
-        self,
-        *,
-        v_th: float = 0.5,
-        v_reset: float = 0.0,
-        reset: Reset = "hard",
-        detach_reset: bool = False,
-        surrogate: str | Surrogate = "rectangular",
-        width: float | None = None,
-        fire_ge: bool = False,
-    ) -> None:
+    def __init__(self, **params: Any) -> None:
         super().__init__()
-        self.spec = NeuronSpec.make(
-            v_th=v_th, v_reset=v_reset, reset=reset, detach_reset=detach_reset,
-            surrogate=surrogate, width=width, fire_ge=fire_ge,
-        )
+        try:
+            self.spec = NeuronSpec.make(**params)
+        except TypeError as e:
+            raise TypeError(f"{type(self).__name__}: {e} (neuron parameters are the fields of "
+                            "NeuronSpec, plus width for a named surrogate)") from None
         self._init_probes()
 
     def decay_factor(self) -> float | Tensor:
