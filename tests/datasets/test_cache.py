@@ -15,6 +15,7 @@ import pytest
 from spikeloom.atomic import host_tag
 from spikeloom.datasets import cache as cache_mod
 from spikeloom.datasets.cache import (
+    CachedDataset,
     FrameCache,
     compact_array,
     default_cache_dir,
@@ -234,3 +235,40 @@ def test_two_processes_fill_the_same_cache(tmp_path: Path) -> None:
     assert c.temp_files() == []
     for i in range(n):
         np.testing.assert_array_equal(c.load(i).astype(np.float32), _frames(i))
+
+
+class _CountingFrames:
+    """A toy dataset of per-index frames that counts how often each index is computed."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.calls = n, [0] * n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        self.calls[i] += 1
+        return _frames(i)
+
+
+def test_cached_dataset_wraps_any_frames_dataset(tmp_path: Path) -> None:
+    src = _CountingFrames(5)
+    key = make_cache_key("toy", [f"s{i}" for i in range(5)], "toy-transform", np.float32)
+    cached = CachedDataset(src, cache_dir=tmp_path, name="toy", key=key, meta={"a": 1})
+    assert len(cached) == 5 and cached.cache.folder == tmp_path / "toy" / key
+    first = cached[2]
+    np.testing.assert_array_equal(first.astype(np.float32), _frames(2))
+    again = cached[2]
+    assert src.calls[2] == 1 and again.dtype == first.dtype  # a hit: not recomputed
+    np.testing.assert_array_equal(again, first)
+    assert cached.prepare() == 4 and cached.prepare() == 0 and src.calls == [1] * 5
+    # another wrapper on the same folder reads what the first stored
+    other = CachedDataset(_CountingFrames(5), cache_dir=tmp_path, name="toy", key=key)
+    np.testing.assert_array_equal(other[4], cached[4])
+    assert other.dataset.calls == [0] * 5
+    # no cache: computed each time
+    plain = CachedDataset(src, cache_dir=False, name="toy", key=key)
+    assert plain.cache is None and plain.prepare() == 0
+    plain[0]
+    plain[0]
+    assert src.calls[0] == 3

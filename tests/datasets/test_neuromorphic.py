@@ -29,6 +29,7 @@ from spikeloom.datasets.neuromorphic import (
     stratified_split,
 )
 from spikeloom.errors import ConfigError, MissingDataError, UnknownNameError
+from spikeloom.events import read_cifar10dvs, read_dvs_gesture
 from spikeloom.events.core import make_events
 from spikeloom.events.io import (
     read_es_imagenet_npz,
@@ -351,6 +352,11 @@ def test_dvs_gesture_csv_slicing(shared_data: Path, tmp_path: Path) -> None:
         assert float(x.sum()) == int(first_60ms.sum())
     hit, _ = te[4]
     torch.testing.assert_close(hit, DVSGesture(root, "test", cache_dir=False)[4][0])
+    # the dataset slices the plain reader's stream exactly as the convenience reader does
+    ref = read_dvs_gesture(root / "user01_natural.aedat", root / "user01_natural_labels.csv")
+    for i, (seg, label) in enumerate(ref):
+        np.testing.assert_array_equal(te.events(i), seg)
+        assert label == te.labels[i]
     # train/val split of the 12 training gestures
     tr = DVSGesture(root, "train", val_fraction=0.25, cache_dir=False, T=5, dt_us=20_000)
     va = DVSGesture(root, "val", val_fraction=0.25, cache_dir=False, T=5, dt_us=20_000)
@@ -406,6 +412,9 @@ def test_cifar10dvs_split_rule_and_orientation(tmp_path: Path) -> None:
     np.testing.assert_array_equal(a["p"], 1 - b["p"].astype(int))
     x, _ = te[0]
     assert x.shape == (10, 2, 128, 128) and float(x.sum()) == len(a) == 60
+    path = te._samples[te.indices[0]]
+    np.testing.assert_array_equal(a, read_cifar10dvs(path))  # same as the convenience reader
+    np.testing.assert_array_equal(b, read_cifar10dvs(path, orientation="raw"))
     assert raw.cache is None
     assert te.spec.sample_shape == tuple(x.shape) and te.spec.num_classes == 10
     small = CIFAR10DVS(root, "test", test_per_class=1, T=3, downsample=3, dt_us=1000,
@@ -541,6 +550,9 @@ def test_es_imagenet(tmp_path: Path) -> None:
     assert float(x.sum()) == 2.0
     ev = te.events(0)
     np.testing.assert_array_equal(np.sort(ev["y"]), [32, 127, 127, 247])
+    np.testing.assert_array_equal(
+        ev, read_es_imagenet_npz(root / "val" / "ILSVRC2012_val_00000001.npz", centre=(200, 254))
+    )
     assert ESImageNetToFrame(binary=False)(ev)[2, 1, 111, 104] == 2
     full = ESImageNetToFrame(crop=False)(ev)
     assert full.shape == (8, 2, 256, 256) and full.sum() == 3 and full[7, 0, 247, 17] == 1

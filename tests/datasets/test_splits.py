@@ -12,8 +12,11 @@ import hashlib
 import numpy as np
 import pytest
 
+from spikeloom.datasets.base import default_frames
 from spikeloom.datasets.esdigits import esdigits_frames, split_indices
 from spikeloom.datasets.neuromorphic import stratified_split
+from spikeloom.datasets.splits import stratified_parts
+from spikeloom.events.transforms import Compose, Downsample, ToFrame
 
 TRAIN_COUNTS = [97, 116, 99, 93, 105, 92, 94, 117, 87, 100]
 
@@ -68,3 +71,34 @@ def test_event_dataset_split_is_pinned(val_fraction, seed, digest, first_val) ->
 def test_ragged_classes_split_is_pinned(val_fraction, seed, digest) -> None:
     labels = np.random.default_rng(9).integers(0, 7, 53)
     assert _digest(*stratified_split(labels, val_fraction, seed)) == digest
+
+
+def test_one_helper_with_a_rounding_option() -> None:
+    labels = _nmnist_like_labels()
+    val, train = stratified_parts(labels, (0.1, 0.9), 0, rounding="largest_remainder")
+    tr, va = stratified_split(labels, 0.1, 0)
+    np.testing.assert_array_equal(val, va)
+    np.testing.assert_array_equal(train, tr)
+    digits = esdigits_frames()[1]
+    parts = stratified_parts(digits, (0.7, 0.15, 0.15), 0, rounding="round")
+    d = split_indices(digits, 0)
+    for name, part in zip(("train", "val", "test"), parts):
+        np.testing.assert_array_equal(part, d[name])
+    # the rules differ: 0.15 * 183 = 27.45 rounds to 27 per class, but the largest remainder
+    # gives some classes one more so that the total is round(0.15 * 1797) = 270
+    lr = stratified_parts(digits, (0.15, 0.85), 0)
+    assert lr[0].size == 270 and parts[1].size == 269
+    with pytest.raises(ValueError, match="rounding"):
+        stratified_parts(digits, (0.5, 0.5), 0, rounding="floor")
+    assert [p.size for p in stratified_parts([], (0.5, 0.5), 0)] == [0, 0]
+
+
+def test_default_frames_helper_builds_the_old_pipelines() -> None:
+    assert default_frames(12) == ToFrame(n_time_bins=12)
+    assert default_frames(10, downsample=4) == Compose((Downsample(4), ToFrame(n_time_bins=10)))
+    assert default_frames(60, downsample=4, dt_us=1000) == Compose(
+        (Downsample(4), ToFrame(time_window=1000, n_frames=60))
+    )
+    shd = default_frames(100, dt_us=10_000, start_time=0)
+    assert shd == ToFrame(time_window=10_000, n_frames=100, start_time=0)
+    assert shd.cache_key() == ToFrame(time_window=10_000, n_frames=100, start_time=0).cache_key()

@@ -7,11 +7,24 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..events import EventArray, read_cifar10dvs
+from ..events import EventArray, make_events, read_aedat2
 from .base import EventDataset, Part, PathLike, fmt_size, missing_error, natural_key
 from .splits import stratified_split
 
-__all__ = ["CIFAR10DVS", "CIFAR10_CLASSES"]
+__all__ = ["CIFAR10DVS", "CIFAR10_CLASSES", "spikingjelly_orientation"]
+
+
+def spikingjelly_orientation(events: EventArray) -> EventArray:
+    """Raw DVS128 events of a CIFAR10-DVS file -> upright images with ON = 1.
+
+    The remap of SpikingJelly's CIFAR10-DVS loader (Fang et al. 2021, arXiv:2007.05785):
+    ``x = 127 - y_raw``, ``y = 127 - x_raw``, ``p = 1 - p_raw``; ``t`` unchanged. Sensor
+    ``(128, 128, 2)``.
+    """
+    x = events["x"].astype(np.int64)
+    y = events["y"].astype(np.int64)
+    p = events["p"].astype(np.int64)
+    return make_events(127 - y, 127 - x, 1 - p, events["t"], (128, 128, 2))
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -27,8 +40,9 @@ class CIFAR10DVS(EventDataset):
                                                   deer, dog, frog, horse, ship, truck
 
     Files of a class are ordered by their number ``k`` (natural order). Events are read with
-    :func:`~spikeloom.events.io.read_cifar10dvs` (``orientation="spikingjelly"`` by default:
-    upright images, ON = 1).
+    :func:`~spikeloom.events.read_aedat2` (the raw DVS128 fields) and, with
+    ``orientation="spikingjelly"`` (default), remapped by :func:`spikingjelly_orientation`
+    (upright images, ON = 1).
 
     No official split exists. ``split_rule="last100"`` (default; the convention of PLIF,
     Fang et al. 2021, arXiv:2007.05785, and TA-SNN, Yao et al. 2021, arXiv:2107.11711):
@@ -123,7 +137,8 @@ class CIFAR10DVS(EventDataset):
         return np.concatenate(out)
 
     def _read(self, sample: Path) -> EventArray:
-        return read_cifar10dvs(sample, orientation=self.orientation)
+        ev = read_aedat2(sample, camera="dvs128")
+        return ev if self.orientation == "raw" else spikingjelly_orientation(ev)
 
     def _reader_key(self) -> str:
         return f"read_cifar10dvs/{self.orientation}"

@@ -7,10 +7,25 @@ from typing import Any
 
 import numpy as np
 
-from ..events import EventArray, read_dvs_gesture, read_gesture_labels
+from ..events import EventArray, read_aedat31, read_gesture_labels, sort_by_time
 from .base import EventDataset, Part, PathLike, fmt_size, missing_error
 
-__all__ = ["DVSGesture", "GESTURE_CLASSES"]
+__all__ = ["DVSGesture", "GESTURE_CLASSES", "gesture_segments"]
+
+
+def gesture_segments(aedat: str | Path, labels_csv: str | Path) -> list[EventArray]:
+    """The gestures of one recording, in CSV order: events with ``start <= t < end``.
+
+    The recording (:func:`~spikeloom.events.read_aedat31`, sensor ``(128, 128, 2)``) is
+    sorted by time and cut at the CSV's ``startTime_usec``/``endTime_usec``
+    (:func:`~spikeloom.events.read_gesture_labels`) with two binary searches; timestamps stay
+    absolute. The label of gesture ``k`` is CSV class ``- 1`` (see :class:`DVSGesture`).
+    """
+    events = sort_by_time(read_aedat31(aedat, True, sensor_size=(128, 128, 2)))
+    rows = read_gesture_labels(labels_csv)
+    lo = np.searchsorted(events["t"], rows["start"], side="left")
+    hi = np.searchsorted(events["t"], rows["end"], side="left")
+    return [events[a:b] for a, b in zip(lo.tolist(), hi.tolist())]
 
 GESTURE_CLASSES = (
     "hand clap",
@@ -38,7 +53,7 @@ class DVSGesture(EventDataset):
         ROOT/userXX_<lighting>_labels.csv class,startTime_usec,endTime_usec
 
     One sample = one CSV row: the events with ``start <= t < end`` of its recording
-    (:func:`~spikeloom.events.io.read_dvs_gesture`); label = CSV class − 1 (0 = hand clap ...
+    (:func:`gesture_segments`); label = CSV class − 1 (0 = hand clap ...
     10 = other gestures). Samples are ordered by the list file, then CSV row. The train/val
     split is stratified by gesture class over samples, so one recording can contribute to both
     (validation is then slightly optimistic compared with an unseen-subject test).
@@ -82,7 +97,7 @@ class DVSGesture(EventDataset):
         self.downsample = int(downsample)
         if self.dt_us < 1 or self.downsample < 1:
             raise ValueError(f"dt_us and downsample must be >= 1, got {dt_us!r}, {downsample!r}")
-        self._memo: tuple[str, list[tuple[EventArray, int]]] | None = None
+        self._memo: tuple[str, list[EventArray]] | None = None
         super().__init__(root, split, **kwargs)
 
     def _list_part(self, part: str) -> Part:
@@ -125,8 +140,8 @@ class DVSGesture(EventDataset):
         aedat, csv, k = sample
         if self._memo is None or self._memo[0] != aedat:
             # one recording holds ~10 gestures: keep its slices for the next samples
-            self._memo = (aedat, read_dvs_gesture(aedat, csv))
-        return self._memo[1][k][0].copy()
+            self._memo = (aedat, gesture_segments(aedat, csv))
+        return self._memo[1][k].copy()
 
     def _reader_key(self) -> str:
         return "read_dvs_gesture/absolute-time"

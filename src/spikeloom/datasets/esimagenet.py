@@ -9,19 +9,35 @@ from typing import Any
 
 import numpy as np
 
-from ..events import EventArray, read_es_imagenet_npz
+from ..events import EventArray, make_events, read_es_imagenet_npz
 from ..events.transforms import EventTransform, RngLike
 from .base import EventDataset, Part, PathLike, missing_error
 
-__all__ = ["ESImageNet", "ESImageNetToFrame"]
+__all__ = ["ESImageNet", "ESImageNetToFrame", "centre_es_imagenet"]
+
+
+def centre_es_imagenet(events: EventArray, h: int, w: int) -> EventArray:
+    """Shift the events of a ``(h, w)`` image to the authors' centred canvas.
+
+    The loader of Lin et al. (2021, arXiv:2110.12211) centres each resized image on the
+    254-pixel canvas: ``row += (254 - h) // 2``, ``col += (254 - w) // 2``; ``h`` and ``w``
+    come from ``trainlabel.txt``/``vallabel.txt`` (the files do not store them). Event order,
+    polarity, step ``t`` and the sensor ``(256, 256, 2)`` are kept.
+    """
+    h, w = int(h), int(w)
+    if not (1 <= h <= 254 and 1 <= w <= 254):
+        raise ValueError(f"centre=(h, w) must be in 1..254, got {(h, w)}")
+    x = events["x"].astype(np.int64) + (254 - w) // 2
+    y = events["y"].astype(np.int64) + (254 - h) // 2
+    return make_events(x, y, events["p"], events["t"], (256, 256, 2))
 
 
 @dataclass(frozen=True)
 class ESImageNetToFrame(EventTransform):
     """ES-ImageNet events → the authors' frames (Lin et al. 2021, arXiv:2110.12211).
 
-    Input: events of :func:`~spikeloom.events.io.read_es_imagenet_npz` with ``centre=(h, w)``
-    (already shifted to the centred canvas), ``t`` = ODG step 1..8. Output ``[8, 2, S, S]``
+    Input: events of :func:`~spikeloom.events.read_es_imagenet_npz` shifted to the centred
+    canvas by :func:`centre_es_imagenet`, ``t`` = ODG step 1..8. Output ``[8, 2, S, S]``
     uint8: frame ``t - 1``, channel = polarity (**1 = ON, 0 = OFF**, the project convention;
     the authors' loader puts ON in channel 0), value 1 where at least one event fell
     (``binary=True``, the authors' loader) or the event count. ``crop=True`` keeps canvas rows
@@ -151,7 +167,7 @@ class ESImageNet(EventDataset):
             raise missing_error(
                 self.title, self.root, self.layout, f"{path} does not exist", self.source
             )
-        return read_es_imagenet_npz(path, centre=(h, w))
+        return centre_es_imagenet(read_es_imagenet_npz(path), h, w)
 
     def _reader_key(self) -> str:
         return "read_es_imagenet_npz/centred"
