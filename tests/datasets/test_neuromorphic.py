@@ -1,8 +1,8 @@
-"""Tests of the neuromorphic datasets (spikeloom.datasets.neuromorphic).
+"""Tests of the event datasets (spikeloom.datasets.nmnist, ... through .neuromorphic).
 
 N-MNIST runs on the real 1,100-recording subset (``shared_data`` fixture). The other datasets
-have no real sample available: they are tested on synthetic files written from the byte layouts
-(spec §5/§11) with the writers of spikeloom.events.io, plus the real DVS128 Gesture labels CSV.
+have no real sample available: they are tested on synthetic files written from the published
+byte layouts with the writers of spikeloom.events.io, plus the real DVS128 Gesture labels CSV.
 """
 
 from __future__ import annotations
@@ -291,6 +291,24 @@ def test_base_calls_no_hook_before_the_subclass_is_ready(nmnist_root: Path) -> N
     assert [c[0] for c in calls] == ["default_transform", "_list_part"]
     assert len(ds) == 100 and ds[0][0].shape == (3, 2, 34, 34)
     assert ds.spec.sample_shape == (3, 2, 34, 34)
+
+
+def test_spec_reads_no_sample(nmnist_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ds = NMNIST(nmnist_root, "test", T=7, downsample=2, cache_dir=False)
+
+    def no_read(sample: object) -> None:
+        raise AssertionError("spec must not read a sample")
+
+    monkeypatch.setattr(ds, "_read", no_read)
+    assert ds.spec.sample_shape == (7, 2, 17, 17) and ds.spec.num_classes == 10
+
+
+def test_classes_importable_from_the_package() -> None:
+    import spikeloom.datasets as D
+
+    assert D.NMNIST is NMNIST and D.SHD is SHD and D.ESDigits.__name__ == "ESDigits"
+    with pytest.raises(AttributeError):
+        D.NoSuchDataset  # noqa: B018
 
 
 def test_missing_data_error_type(tmp_path: Path) -> None:

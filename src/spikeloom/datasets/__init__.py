@@ -22,7 +22,23 @@ from torch.utils.data import Dataset
 
 from ..registry import Registry
 
-__all__ = ["build_dataset", "DATASETS"]
+__all__ = [
+    "CIFAR10DVS", "DATASETS", "DVSGesture", "ESDigits", "ESImageNet", "EventDataset",
+    "NCaltech101", "NMNIST", "SHD", "build_dataset",
+]
+
+#: class name -> module; imported on first access (``from spikeloom.datasets import NMNIST``)
+_LAZY = {
+    "CIFAR10DVS": "cifar10dvs", "DVSGesture": "dvsgesture", "ESDigits": "esdigits",
+    "ESImageNet": "esimagenet", "EventDataset": "base", "NCaltech101": "ncaltech101",
+    "NMNIST": "nmnist", "SHD": "shd",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 Factory = Callable[..., Dataset]
 

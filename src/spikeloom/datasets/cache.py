@@ -1,5 +1,9 @@
 """On-disk cache of preprocessed event frames (one ``.npy``/``.npz`` file per sample).
 
+:class:`CachedDataset` wraps any dataset of per-index frames (``dataset[i] -> frames``) with
+this cache; the event datasets (:mod:`.base`) use it with a key made of their file list, the
+transform's ``cache_key()`` and the reader options. :class:`FrameCache` is the folder itself.
+
 Layout::
 
     CACHE_DIR/<dataset>/<key>/

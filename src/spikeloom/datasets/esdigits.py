@@ -128,31 +128,32 @@ def esdigits_frames(
 class ESDigits(Dataset):
     """ES-Digits split as a torch ``Dataset`` of ``(frames [8, 2, H, W] float32, label int)``.
 
-    Parameters
-    ----------
-    split:
-        ``"train"`` | ``"val"`` | ``"test"`` (1,258 / 269 / 270 samples with default fractions).
-    size:
-        side of the upscaled digits and of the frames (``H = W = size``), default 32.
-    seed:
-        seed of the stratified split (the events themselves are deterministic).
-    transform:
-        optional callable applied to the frames tensor of each sample in ``__getitem__``.
-    interpolation, threshold:
-        upscaling rule and ODG threshold (see the module docstring).
-    min_events:
-        drop samples with fewer ON + OFF events (0 = keep all; drops are warned about and
-        listed in :attr:`discarded`).
-    fractions:
-        train/val/test fractions of the stratified split.
+    ``spec`` is ``DataSpec("frames", 10, T=8, channels=2, size=(size, size))`` (the frames
+    before ``transform``).
 
-    Attributes
-    ----------
-    frames: ``torch.Tensor`` float32 ``[N, 8, 2, H, W]`` (0/1; channel 0 = OFF, 1 = ON).
-    labels: ``torch.Tensor`` int64 ``[N]``.
-    indices: ``np.ndarray`` ``[N]``: position of each sample in ``load_digits()``.
-    discarded: ``np.ndarray``: ``load_digits()`` indices of this split dropped by ``min_events``.
-    num_classes = 10, T = 8, sensor_size = ``(W, H, 2)``.
+    Args:
+        split: ``"train"`` | ``"val"`` | ``"test"`` (1,258 / 269 / 270 samples with default
+            fractions).
+        size: side of the upscaled digits and of the frames (``H = W = size``), default 32.
+        seed: seed of the stratified split (the events themselves are deterministic).
+        transform: optional callable applied to the frames tensor of each sample in
+            ``__getitem__``.
+        interpolation: upscaling rule (see the module docstring).
+        threshold: ODG threshold (see the module docstring).
+        min_events: drop samples with fewer ON + OFF events (0 = keep all; drops are warned
+            about and listed in :attr:`discarded`).
+        fractions: train/val/test fractions of the stratified split
+            (:func:`~spikeloom.datasets.splits.split_indices`).
+
+    Attributes:
+        frames: ``torch.Tensor`` float32 ``[N, 8, 2, H, W]`` (0/1; channel 0 = OFF, 1 = ON).
+        labels: ``torch.Tensor`` int64 ``[N]``.
+        indices: ``np.ndarray`` ``[N]``: position of each sample in ``load_digits()``.
+        discarded: ``np.ndarray``: ``load_digits()`` indices of this split dropped by
+            ``min_events``.
+        num_classes: 10.
+        T: 8.
+        sensor_size: ``(W, H, 2)``.
     """
 
     num_classes = 10
