@@ -36,9 +36,11 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    """The dataset classes, imported from their modules on first access (PEP 562)."""
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 Factory = Callable[..., Dataset]
 
