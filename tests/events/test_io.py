@@ -9,6 +9,7 @@ section tests :func:`read_events`, which picks the reader of a file by content a
 from __future__ import annotations
 
 import csv
+import importlib
 import pickle
 import struct
 import sys
@@ -848,6 +849,26 @@ def test_io_package_exports() -> None:
     for name in io.__all__:
         assert hasattr(io, name), name
     assert not hasattr(io, "_atomic_write")
+
+
+def test_dataset_readers_live_with_their_datasets() -> None:
+    """The readers applying dataset conventions are the dataset modules' functions,
+    importable from spikeloom.events and spikeloom.events.io (README names)."""
+    import spikeloom.events as events
+    import spikeloom.events.io as io
+    from spikeloom.datasets import cifar10dvs, dvsgesture
+
+    assert events.read_cifar10dvs is io.read_cifar10dvs is cifar10dvs.read_cifar10dvs
+    assert events.read_dvs_gesture is io.read_dvs_gesture is dvsgesture.read_dvs_gesture
+    assert read_cifar10dvs is cifar10dvs.read_cifar10dvs
+    assert {"read_cifar10dvs", "read_dvs_gesture"} <= set(events.__all__) & set(io.__all__)
+    for module in ("aedat2", "aedat31"):
+        sub = importlib.import_module(f"spikeloom.events.io.{module}")
+        assert not hasattr(sub, "read_cifar10dvs") and not hasattr(sub, "read_dvs_gesture")
+    with pytest.raises(AttributeError):
+        io.read_nothing  # noqa: B018
+    with pytest.raises(AttributeError):
+        events.read_nothing  # noqa: B018
 
 
 def test_aedat4_without_the_aedat_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

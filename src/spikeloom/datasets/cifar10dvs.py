@@ -11,7 +11,7 @@ from ..events import EventArray, make_events, read_aedat2
 from .base import EventDataset, Part, PathLike, fmt_size, missing_error, natural_key
 from .splits import stratified_split
 
-__all__ = ["CIFAR10DVS", "CIFAR10_CLASSES", "spikingjelly_orientation"]
+__all__ = ["CIFAR10DVS", "CIFAR10_CLASSES", "read_cifar10dvs", "spikingjelly_orientation"]
 
 
 def spikingjelly_orientation(events: EventArray) -> EventArray:
@@ -25,6 +25,34 @@ def spikingjelly_orientation(events: EventArray) -> EventArray:
     y = events["y"].astype(np.int64)
     p = events["p"].astype(np.int64)
     return make_events(127 - y, 127 - x, 1 - p, events["t"], (128, 128, 2))
+
+
+def read_cifar10dvs(
+    path: PathLike,
+    orientation: Literal["spikingjelly", "raw"] = "spikingjelly",
+    strict: bool = True,
+) -> EventArray:
+    """One CIFAR10-DVS recording (AEDAT 2.0, DVS128 address layout), sensor (128, 128, 2).
+
+    Dataset convention: with ``orientation="spikingjelly"`` (the default) the events are
+    remapped by :func:`spikingjelly_orientation` (upright images, ON = 1). The file itself
+    holds the raw DVS128 fields, which is what ``orientation="raw"``,
+    :func:`~spikeloom.events.read_aedat2` and :func:`~spikeloom.events.read_events` return.
+    :class:`CIFAR10DVS` reads its samples with this function; it is also importable as
+    ``spikeloom.events.read_cifar10dvs``.
+
+    Args:
+        path: the ``.aedat`` file.
+        orientation: ``"spikingjelly"`` or ``"raw"``.
+        strict: see :func:`~spikeloom.events.read_aedat2`.
+
+    Not tested on a real CIFAR10-DVS file (none available); tested on synthetic AEDAT 2.0 bytes.
+    """
+    if orientation not in ("spikingjelly", "raw"):
+        raise ValueError(f"orientation must be 'spikingjelly' or 'raw', got {orientation!r}")
+    ev = read_aedat2(path, camera="dvs128", strict=strict)
+    return ev if orientation == "raw" else spikingjelly_orientation(ev)
+
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -40,9 +68,9 @@ class CIFAR10DVS(EventDataset):
                                                   deer, dog, frog, horse, ship, truck
 
     Files of a class are ordered by their number ``k`` (natural order). Events are read with
-    :func:`~spikeloom.events.read_aedat2` (the raw DVS128 fields) and, with
-    ``orientation="spikingjelly"`` (default), remapped by :func:`spikingjelly_orientation`
-    (upright images, ON = 1).
+    :func:`read_cifar10dvs`: the raw DVS128 fields (:func:`~spikeloom.events.read_aedat2`)
+    and, with ``orientation="spikingjelly"`` (default), remapped by
+    :func:`spikingjelly_orientation` (upright images, ON = 1).
 
     No official split exists. ``split_rule="last100"`` (default; the convention of PLIF,
     Fang et al. 2021, arXiv:2007.05785, and TA-SNN, Yao et al. 2021, arXiv:2107.11711):
@@ -137,8 +165,7 @@ class CIFAR10DVS(EventDataset):
         return np.concatenate(out)
 
     def _read(self, sample: Path) -> EventArray:
-        ev = read_aedat2(sample, camera="dvs128")
-        return ev if self.orientation == "raw" else spikingjelly_orientation(ev)
+        return read_cifar10dvs(sample, self.orientation)
 
     def _reader_key(self) -> str:
         return f"read_cifar10dvs/{self.orientation}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,22 +11,50 @@ import numpy as np
 from ..events import EventArray, read_aedat31, read_gesture_labels, sort_by_time
 from .base import EventDataset, Part, PathLike, fmt_size, missing_error
 
-__all__ = ["DVSGesture", "GESTURE_CLASSES", "gesture_segments"]
+__all__ = ["DVSGesture", "GESTURE_CLASSES", "read_dvs_gesture"]
 
 
-def gesture_segments(aedat: str | Path, labels_csv: str | Path) -> list[EventArray]:
-    """The gestures of one recording, in CSV order: events with ``start <= t < end``.
+def read_dvs_gesture(
+    aedat_path: PathLike,
+    labels_csv: PathLike,
+    strict: bool = True,
+    *,
+    relative_time: bool = False,
+    sensor_size: Sequence[int] | None = (128, 128, 2),
+) -> list[tuple[EventArray, int]]:
+    """One DVS128 Gesture recording (Amir et al. 2017) cut into its labelled gestures.
 
-    The recording (:func:`~spikeloom.events.read_aedat31`, sensor ``(128, 128, 2)``) is
-    sorted by time and cut at the CSV's ``startTime_usec``/``endTime_usec``
-    (:func:`~spikeloom.events.read_gesture_labels`) with two binary searches; timestamps stay
-    absolute. The label of gesture ``k`` is CSV class ``- 1`` (see :class:`DVSGesture`).
+    Dataset convention (not stored in the recording, which is one unlabelled stream: that is
+    what :func:`~spikeloom.events.read_aedat31` and :func:`~spikeloom.events.read_events`
+    return): gesture ``k`` is row ``k`` of the CSV (:func:`~spikeloom.events.read_gesture_labels`),
+    the events with ``start <= t < end`` of the recording sorted by time (two binary searches),
+    and its label is the **0-based** ``class - 1`` (0 = hand clap ... 10 = other gestures).
+    :class:`DVSGesture` builds its samples with this function; it is also importable as
+    ``spikeloom.events.read_dvs_gesture``.
+
+    Args:
+        aedat_path: the AEDAT 3.1 recording.
+        labels_csv: its ``*_labels.csv``.
+        strict: see :func:`~spikeloom.events.read_aedat31`.
+        relative_time: subtract each gesture's ``start`` (µs) from its timestamps.
+        sensor_size: default (128, 128, 2); ``None`` takes it from the header.
+
+    Returns:
+        ``[(events, label), ...]`` in CSV order: ``events`` an EventArray (a copy, timestamps
+        absolute unless ``relative_time``), ``label`` in 0..10.
     """
-    events = sort_by_time(read_aedat31(aedat, True, sensor_size=(128, 128, 2)))
+    events = sort_by_time(read_aedat31(aedat_path, strict, sensor_size=sensor_size))
     rows = read_gesture_labels(labels_csv)
     lo = np.searchsorted(events["t"], rows["start"], side="left")
     hi = np.searchsorted(events["t"], rows["end"], side="left")
-    return [events[a:b] for a, b in zip(lo.tolist(), hi.tolist())]
+    out: list[tuple[EventArray, int]] = []
+    for (label, start, _end), a, b in zip(rows.tolist(), lo.tolist(), hi.tolist()):
+        seg = events[a:b].copy()
+        if relative_time:
+            seg["t"] -= start
+        out.append((seg, int(label) - 1))
+    return out
+
 
 GESTURE_CLASSES = (
     "hand clap",
@@ -53,7 +82,7 @@ class DVSGesture(EventDataset):
         ROOT/userXX_<lighting>_labels.csv class,startTime_usec,endTime_usec
 
     One sample = one CSV row: the events with ``start <= t < end`` of its recording
-    (:func:`gesture_segments`); label = CSV class − 1 (0 = hand clap ...
+    (:func:`read_dvs_gesture`); label = CSV class − 1 (0 = hand clap ...
     10 = other gestures). Samples are ordered by the list file, then CSV row. The train/val
     split is stratified by gesture class over samples, so one recording can contribute to both
     (validation is then slightly optimistic compared with an unseen-subject test).
@@ -140,7 +169,7 @@ class DVSGesture(EventDataset):
         aedat, csv, k = sample
         if self._memo is None or self._memo[0] != aedat:
             # one recording holds ~10 gestures: keep its slices for the next samples
-            self._memo = (aedat, gesture_segments(aedat, csv))
+            self._memo = (aedat, [ev for ev, _ in read_dvs_gesture(aedat, csv)])
         return self._memo[1][k].copy()
 
     def _reader_key(self) -> str:

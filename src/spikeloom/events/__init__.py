@@ -11,6 +11,7 @@
 * :mod:`spikeloom.events.odg` — ODG conversion of images (ES-ImageNet) and Edge-Integral.
 """
 
+from . import io as _io
 from .core import (
     EVENT_DTYPE,
     TENSOR_COLUMNS,
@@ -33,8 +34,6 @@ from .io import (
     read_aedat2_header,
     read_aedat4,
     read_aedat31,
-    read_cifar10dvs,
-    read_dvs_gesture,
     read_es_imagenet_npz,
     read_events,
     read_gesture_labels,
@@ -78,3 +77,14 @@ __all__ = [
     "read_nmnist_bin", "read_shd", "read_events", "save_events", "write_aedat2", "write_aedat31",
     "write_es_imagenet_npz", "write_nmnist_bin",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``read_cifar10dvs`` and ``read_dvs_gesture``: dataset readers loaded on first access.
+
+    They apply dataset conventions and live in :mod:`spikeloom.datasets` (see
+    :data:`spikeloom.events.io.DATASET_READERS`), which imports this package.
+    """
+    if name in _io.DATASET_READERS:
+        return getattr(_io, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

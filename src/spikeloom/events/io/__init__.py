@@ -13,11 +13,9 @@ Modules:
 * :mod:`~spikeloom.events.io.atis`: N-MNIST / N-Caltech101 ``.bin`` (ATIS, 5-byte records):
   :func:`read_nmnist_bin`, :func:`read_ncaltech101_bin`, :func:`write_nmnist_bin`.
 * :mod:`~spikeloom.events.io.aedat2`: AEDAT 2.0 (jAER; DVS128, DAVIS):
-  :func:`read_aedat2_header`, :func:`read_aedat2`, :func:`write_aedat2`,
-  :func:`read_cifar10dvs`.
+  :func:`read_aedat2_header`, :func:`read_aedat2`, :func:`write_aedat2`.
 * :mod:`~spikeloom.events.io.aedat31`: AEDAT 3.1 (cAER; DVS128 Gesture):
-  :func:`read_aedat31`, :func:`write_aedat31`, :func:`read_gesture_labels`,
-  :func:`read_dvs_gesture`.
+  :func:`read_aedat31`, :func:`write_aedat31`, :func:`read_gesture_labels` (the label CSV).
 * :mod:`~spikeloom.events.io.aedat4`: AEDAT 4.0 (DV): :func:`read_aedat4` (packet framing
   parsed here, payloads decoded with the ``aedat`` package).
 * :mod:`~spikeloom.events.io.shd`: SHD ``.h5``: :class:`SHDFile`, :func:`read_shd`.
@@ -26,6 +24,14 @@ Modules:
 * :mod:`~spikeloom.events.io.own`: spikeloom's own ``.npz`` / ``.h5``: :func:`save_events`,
   :func:`load_events`.
 * :mod:`~spikeloom.events.io.idx`: MNIST IDX (``.gz`` or raw): :func:`read_idx`.
+
+Dataset conventions are not applied by these readers; they live with the datasets. For
+convenience two of them are importable from here (and from :mod:`spikeloom.events`), loaded
+from their dataset modules on first access: ``read_cifar10dvs`` (the CIFAR10-DVS axis remap,
+:mod:`spikeloom.datasets.cifar10dvs`) and ``read_dvs_gesture`` (DVS128 Gesture recordings cut
+into labelled gestures, :mod:`spikeloom.datasets.dvsgesture`). The ES-ImageNet centring is
+``read_es_imagenet_npz(path, centre=(h, w))``
+(:func:`spikeloom.datasets.esimagenet.centre_es_imagenet`).
 
 Damaged files raise :class:`~spikeloom.errors.EventFileError` (a ``ValueError``) naming the
 file, the byte offset and what was expected. Readers with ``strict=False`` instead return the
@@ -39,6 +45,9 @@ under the final name.
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from ...errors import EventFileError, EventFileWarning
 from ._common import PathLike
 from .aedat2 import (
@@ -46,14 +55,12 @@ from .aedat2 import (
     Aedat2Header,
     read_aedat2,
     read_aedat2_header,
-    read_cifar10dvs,
     write_aedat2,
 )
 from .aedat4 import Aedat4Layout, read_aedat4
 from .aedat31 import (
     GESTURE_LABEL_DTYPE,
     read_aedat31,
-    read_dvs_gesture,
     read_gesture_labels,
     write_aedat31,
 )
@@ -75,6 +82,7 @@ from .shd import SHD_SENSOR, SHDFile, read_shd
 __all__ = [
     "AEDAT2_CAMERAS",
     "ATIS_OVERFLOW_INCREMENT",
+    "DATASET_READERS",
     "ATIS_OVERFLOW_Y",
     "ES_IMAGENET_SENSOR",
     "FORMATS",
@@ -110,3 +118,19 @@ __all__ = [
     "write_es_imagenet_npz",
     "write_nmnist_bin",
 ]
+
+DATASET_READERS = {
+    "read_cifar10dvs": "spikeloom.datasets.cifar10dvs",
+    "read_dvs_gesture": "spikeloom.datasets.dvsgesture",
+}
+"""Readers that apply a dataset's convention: name -> the dataset module defining it."""
+
+
+def __getattr__(name: str) -> Any:
+    """The :data:`DATASET_READERS`, imported from their dataset modules on first access.
+
+    Lazy (PEP 562) because :mod:`spikeloom.datasets` imports :mod:`spikeloom.events`.
+    """
+    if name in DATASET_READERS:
+        return getattr(importlib.import_module(DATASET_READERS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,10 +1,11 @@
-"""AEDAT 2.0 files (jAER; DVS128, DAVIS240/346 address layouts) and CIFAR10-DVS.
+"""AEDAT 2.0 files (jAER; DVS128, DAVIS240/346 address layouts).
 
 Format: an ASCII header of ``#`` lines starting with ``#!AER-DAT2.0``, then 8-byte big-endian
 ``uint32 address, uint32 timestamp (µs)`` pairs, as documented by iniVation ("AEDAT file
 formats", docs.inivation.com) and implemented in jAER. CIFAR10-DVS (Li, Liu, Ji, Li and Shi,
 "CIFAR10-DVS: An Event-Stream Dataset for Object Classification", Frontiers in Neuroscience
-11:309, 2017) is stored in this format with the DVS128 address layout.
+11:309, 2017) is stored in this format with the DVS128 address layout; its axis remap is a
+dataset convention, applied by :func:`spikeloom.datasets.cifar10dvs.read_cifar10dvs`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from ...atomic import atomic_write
 from ...errors import EventFileError
-from ..core import EVENT_DTYPE, EventArray, SensorSize, as_events, make_events
+from ..core import EventArray, SensorSize, as_events, make_events
 from ._common import (
     PathLike,
     _check_header_lines,
@@ -35,7 +36,6 @@ __all__ = [
     "Aedat2Header",
     "read_aedat2",
     "read_aedat2_header",
-    "read_cifar10dvs",
     "write_aedat2",
 ]
 
@@ -136,7 +136,8 @@ def read_aedat2(
     * ``"dvs128"``: ``p = a & 1``, ``x = (a >> 1) & 0x7F``, ``y = (a >> 8) & 0x7F``; bit 15 marks
       an external (special) event, dropped unless ``keep_special``. **The meaning of raw bit 0
       differs between tools** (jAER treats 1 as OFF for the DVS128); ``p`` is the raw bit
-      here. :func:`read_cifar10dvs` applies SpikingJelly's documented mapping.
+      here. :func:`spikeloom.datasets.cifar10dvs.read_cifar10dvs` applies SpikingJelly's
+      documented mapping.
     * ``"davis346"`` / ``"davis240"``: ``y = (a >> 22) & 0x1FF``, ``x = (a >> 12) & 0x3FF``,
       ``p = (a >> 11) & 1`` (1 = ON in jAER); bit 31 = APS/IMU sample and bit 10 = special
       event; only addresses with both bits clear are polarity events (the others are dropped).
@@ -209,40 +210,6 @@ def read_aedat2(
     if keep is not None:
         x, y, p, t = x[keep], y[keep], p[keep], t[keep]
     return make_events(x, y, p, t, size, validate=False)
-
-
-def read_cifar10dvs(
-    path: PathLike,
-    orientation: Literal["spikingjelly", "raw"] = "spikingjelly",
-    strict: bool = True,
-) -> EventArray:
-    """Read one CIFAR10-DVS recording (AEDAT 2.0, DVS128 address layout), sensor (128, 128, 2).
-
-    Dataset convention: with ``orientation="spikingjelly"`` (the default) the axes and the
-    polarity are remapped as SpikingJelly's CIFAR10-DVS loader does, so that the images are
-    upright and ON = 1. The file itself holds the raw DVS128 fields, which is what
-    ``orientation="raw"``, :func:`read_aedat2` and :func:`~spikeloom.events.io.read_events`
-    return.
-
-    Args:
-        path: the ``.aedat`` file.
-        orientation: ``"spikingjelly"``: ``x = 127 - y_raw``, ``y = 127 - x_raw``,
-            ``p = 1 - p_raw``; ``"raw"`` returns the raw DVS128 fields unchanged.
-        strict: see :func:`read_aedat2`.
-
-    Not tested on a real CIFAR10-DVS file (none available); tested on synthetic AEDAT 2.0 bytes.
-    """
-    ev = read_aedat2(path, camera="dvs128", strict=strict)
-    if orientation == "raw":
-        return ev
-    if orientation != "spikingjelly":
-        raise ValueError(f"orientation must be 'spikingjelly' or 'raw', got {orientation!r}")
-    out = np.empty(ev.size, dtype=EVENT_DTYPE)
-    out["x"] = 127 - ev["y"].astype(np.int64)
-    out["y"] = 127 - ev["x"].astype(np.int64)
-    out["p"] = 1 - ev["p"]
-    out["t"] = ev["t"]
-    return as_events(out, (128, 128, 2))
 
 
 def write_aedat2(

@@ -3,7 +3,9 @@
 Format (iniVation, "AEDAT file formats", docs.inivation.com): an ASCII header from
 ``#!AER-DAT3.1`` to ``#!END-HEADER``, then packets, each a 28-byte little-endian header and
 its events. DVS128 Gesture (Amir et al., "A Low Power, Fully Event-Based Gesture Recognition
-System", CVPR 2017) stores each recording in this format, with a CSV of labelled intervals.
+System", CVPR 2017) stores each recording in this format, with a CSV of labelled intervals
+(:func:`read_gesture_labels`); cutting a recording into labelled gestures is a dataset
+convention, applied by :func:`spikeloom.datasets.dvsgesture.read_dvs_gesture`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from ...atomic import atomic_write
 from ...errors import EventFileError
-from ..core import EventArray, SensorSize, as_events, check_sensor_size, make_events, sort_by_time
+from ..core import EventArray, SensorSize, as_events, check_sensor_size, make_events
 from ._common import (
     PathLike,
     _check_header_lines,
@@ -30,7 +32,6 @@ from .formats import register_format
 __all__ = [
     "GESTURE_LABEL_DTYPE",
     "read_aedat31",
-    "read_dvs_gesture",
     "read_gesture_labels",
     "write_aedat31",
 ]
@@ -306,46 +307,6 @@ def read_gesture_labels(path: PathLike) -> np.ndarray:
             raise EventFileError(path, None, f"line {lineno}: start {start} >= end {end}")
         out.append((label, start, end))
     return np.array(out, dtype=GESTURE_LABEL_DTYPE)
-
-
-def read_dvs_gesture(
-    aedat_path: PathLike,
-    labels_csv: PathLike,
-    strict: bool = True,
-    *,
-    relative_time: bool = False,
-    sensor_size: Sequence[int] | None = (128, 128, 2),
-) -> list[tuple[EventArray, int]]:
-    """Read one DVS128 Gesture recording (Amir et al. 2017) and cut it into labelled gestures.
-
-    Dataset convention: gesture ``k`` of the CSV is the events with ``start <= t < end``
-    (after sorting the recording by time), and the CSV class (1..11) becomes the **0-based
-    label ``class - 1``** (0 = hand clap ... 10 = other gestures). The file itself holds one
-    unlabelled stream, which is what :func:`read_aedat31` and
-    :func:`~spikeloom.events.io.read_events` return.
-
-    Args:
-        aedat_path: the AEDAT 3.1 recording.
-        labels_csv: its ``*_labels.csv``.
-        strict: see :func:`read_aedat31`.
-        relative_time: subtract each gesture's ``start`` from its timestamps.
-        sensor_size: default (128, 128, 2); ``None`` takes it from the header.
-
-    Returns:
-        ``[(events, label), ...]`` in CSV order, ``events`` an EventArray, ``label`` in 0..10.
-    """
-    events = sort_by_time(read_aedat31(aedat_path, strict, sensor_size=sensor_size))
-    labels = read_gesture_labels(labels_csv)
-    t = events["t"]
-    lo = np.searchsorted(t, labels["start"], side="left")
-    hi = np.searchsorted(t, labels["end"], side="left")
-    out: list[tuple[EventArray, int]] = []
-    for (label, start, _end), a, b in zip(labels.tolist(), lo, hi):
-        seg = events[a:b].copy()
-        if relative_time:
-            seg["t"] -= start
-        out.append((seg, int(label) - 1))
-    return out
 
 
 register_format(

@@ -57,14 +57,16 @@ def read_es_imagenet_npz(path: PathLike, centre: tuple[int, int] | None = None) 
     after its crop. This is SpikingJelly's convention (no centring shift, no crop) and what
     the file holds; :func:`~spikeloom.events.io.read_events` returns exactly this.
 
-    Dataset convention: ``centre=(h, w)`` applies the shift of the dataset authors' loader,
-    which centres each resized image on the canvas; it is not stored in the file.
+    Dataset convention: ``centre=(h, w)`` is a convenience for
+    :func:`spikeloom.datasets.esimagenet.centre_es_imagenet`, the shift of the dataset
+    authors' loader that centres each resized image on the canvas (``row += (254 - h) // 2``,
+    ``col += (254 - w) // 2``); it is not stored in the file and only applied when asked for.
 
     Args:
         path: the ``.npz``.
-        centre: ``(h, w)`` of the resized image (from ``trainlabel.txt``/``vallabel.txt``):
-            apply the authors' loader shift ``row += (254 - h) // 2``, ``col += (254 - w) // 2``
-            (centring). The ``[16:240]`` crop of that loader is left to the frame conversion.
+        centre: ``(h, w)`` of the resized image (from ``trainlabel.txt``/``vallabel.txt``), or
+            ``None`` (default) for the file's coordinates. The ``[16:240]`` crop of the
+            authors' loader is left to the frame conversion.
 
     Returns:
         EventArray ``[N]`` with N = len(pos) + len(neg).
@@ -85,14 +87,16 @@ def read_es_imagenet_npz(path: PathLike, centre: tuple[int, int] | None = None) 
     both = np.concatenate([pos, neg])
     p = np.concatenate([np.ones(len(pos), np.uint8), np.zeros(len(neg), np.uint8)])
     row, col, t = both[:, 0], both[:, 1], both[:, 2]
-    if centre is not None:
-        h, w = (int(v) for v in centre)
-        if not (1 <= h <= 254 and 1 <= w <= 254):
-            raise ValueError(f"centre=(h, w) must be in 1..254, got {centre}")
-        row = row + (254 - h) // 2
-        col = col + (254 - w) // 2
     order = np.argsort(t, kind="stable")
-    return make_events(col[order], row[order], p[order], t[order], ES_IMAGENET_SENSOR)
+    events = make_events(col[order], row[order], p[order], t[order], ES_IMAGENET_SENSOR)
+    if centre is None:
+        return events
+    # the convention lives with the dataset (imported here, on demand, to keep events below
+    # datasets in the import order)
+    from ...datasets.esimagenet import centre_es_imagenet
+
+    h, w = centre
+    return centre_es_imagenet(events, h, w)
 
 
 def write_es_imagenet_npz(path: PathLike, pos: Any, neg: Any) -> Path:
