@@ -12,10 +12,12 @@ import torch
 from torch import nn
 
 from spikeloom.cost import CostReport, Energy45nm, NeuronOpCount, measure_cost
+from spikeloom.probes import Probed
+from spikeloom.walk import register_role
 
 
 # ---------------------------------------------------------------------------------------------
-# Stand-ins for spikeloom.neurons / spikeloom.layers (duck-typed, as measure_cost expects)
+# Stand-ins for spikeloom.neurons / spikeloom.layers (neurons by role, registered below)
 # ---------------------------------------------------------------------------------------------
 class Heaviside(nn.Module):
     """Stateless spiking stand-in: s = 1[x > v_th], input/output [T, B, ...]."""
@@ -46,19 +48,24 @@ class IFStandIn(nn.Module):
         return torch.stack(out)
 
 
-class AnalogStandIn(nn.Module):
-    """LIAF-like stand-in: analog output relu(x), exposes the internal spike rate."""
+class AnalogStandIn(Probed, nn.Module):
+    """LIAF-like stand-in: analog output relu(x), emits its internal spikes 1[x > 1] as the
+    probe ``"spikes"`` (when ``with_rate``)."""
 
     emits_spikes = False
 
     def __init__(self, with_rate: bool = True) -> None:
         super().__init__()
         self.with_rate = with_rate
+        self._init_probes()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.with_rate:
-            self.last_spike_rate = float((x > 1.0).float().mean())
+            self.emit("spikes", (x > 1.0).to(x.dtype))
         return torch.relu(x)
+
+
+register_role((Heaviside, IFStandIn, AnalogStandIn), "neuron")
 
 
 class Fold(nn.Module):
@@ -369,10 +376,10 @@ def test_analog_input_counted_as_macs_and_liaf_output_analog() -> None:
         s = (model[2](a) > 0).float()
     assert l2.input_kind == "analog" and l2.eff_macs * 2 == int((a != 0).sum()) * 4
     assert l3.input_kind == "spike" and l3.eff_acs * 2 == int(s.sum()) * 3
-    assert liaf.fr_out == pytest.approx(float((h > 1.0).float().mean()))  # last_spike_rate
+    assert liaf.fr_out == pytest.approx(float((h > 1.0).float().mean()))  # "spikes" probe
     assert lif.fr_out == pytest.approx(float(s.mean()))
     assert r.Eff_MACs == pytest.approx(l1.eff_macs + l2.eff_macs)
-    # without last_spike_rate the non-zero fraction is reported
+    # without a "spikes" probe the non-zero fraction is reported
     model[1] = AnalogStandIn(with_rate=False)
     r = measure_cost(model, [x])
     assert r.rows[1].fr_out == pytest.approx(float((a != 0).float().mean()))
@@ -615,14 +622,37 @@ def test_with_library_neurons_and_time_distributed() -> None:
     x = (torch.rand(4, 3, 2, 6, 6) < 0.3).float()
     r = measure_cost(model, [x], energy=Energy45nm(include_neuron=True))
     c, lif_row, l1, liaf_row, l2 = [row for row in r.rows if row.role != "other"]
+    internal: list[torch.Tensor] = []  # LIAF's membrane-resetting spikes, via its probe
+    handle = liaf.register_probe_hook(
+        lambda m, name, v: internal.append(v) if name == "spikes" else None
+    )
     with torch.no_grad():
         s = model[1](model[0](x))
         a = model[4](model[3](model[2](s)))
+    handle.remove()
+    (liaf_spikes,) = internal
     assert (c.input_kind, l1.input_kind, l2.input_kind) == ("spike", "spike", "analog")
     assert l1.eff_acs * 3 == int(s.sum()) * 8 and int(s.sum()) > 0
     assert l2.eff_macs * 3 == int((a != 0).sum()) * 3
     assert lif_row.fr_out == pytest.approx(float(s.mean()))
-    assert liaf_row.fr_out == pytest.approx(float(liaf.last_spike_rate))
+    assert liaf_row.fr_out == pytest.approx(float(liaf_spikes.mean()))
+    assert not liaf.probed  # measure_cost removed its probe hooks
     assert liaf_row.params == 1  # learnable decay logit
     assert lif_row.neuron_updates == 4 * 4 * 6 * 6 and liaf_row.neuron_updates == 4 * 8
     assert _hook_count(model) == 0
+
+
+def test_temporal_attention_linears_counted_as_synapses() -> None:
+    """The walk does not enter TemporalAttention; its two linears are still counted (real
+    compute), as rows ``<attention>.fc1`` / ``.fc2``."""
+    layers = pytest.importorskip("spikeloom.layers")
+    T, B = 4, 3
+    model = nn.Sequential(nn.Linear(5, 6), layers.TemporalAttention(T, reduction=2))
+    x = torch.rand(T, B, 5)
+    r = measure_cost(model, [x])
+    rows = {row.name: row for row in r.rows}
+    assert list(rows) == ["0", "1.fc1", "1.fc2"]
+    # one call per forward on z^T [B, T]: T*hidden MACs (fc1) and hidden*T (fc2) per sample
+    assert rows["1.fc1"].dense_macs == T * 2 and rows["1.fc2"].dense_macs == 2 * T
+    assert rows["1.fc1"].params == T * 2 + 2 and rows["1.fc1"].role == "synapse"
+    assert r.Dense == T * 5 * 6 + 2 * T * 2

@@ -71,6 +71,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .atomic import atomic_write_text
+from .layers import TemporalAttention
+from .probes import Probed
+from .walk import iter_layers
 
 __all__ = [
     "CostReport",
@@ -707,15 +710,22 @@ class _SynAcc:
 
 
 class _NeuAcc:
-    __slots__ = ("order", "elements", "fired", "state_elsize", "out_elsize", "calls")
+    __slots__ = ("order", "elements", "out_nonzero", "probe_fired", "probed", "state_elsize",
+                 "out_elsize", "calls")
 
     def __init__(self, order: int) -> None:
         self.order = order
         self.elements = 0
-        self.fired = 0.0
+        self.out_nonzero = 0
+        self.probe_fired = 0
+        self.probed = False
         self.state_elsize = 0
         self.out_elsize = 0
         self.calls = 0
+
+    def fired(self) -> int:
+        """Spikes: the emitted ``"spikes"`` probe if any, else the non-zero outputs."""
+        return self.probe_fired if self.probed else self.out_nonzero
 
 
 def _is_spike(x: torch.Tensor, nz: torch.Tensor, rule: str) -> bool:
@@ -776,6 +786,37 @@ def _module_params(m: nn.Module, seen: set[int], recurse: bool) -> tuple[int, in
         n += p.numel()
         nbytes += p.numel() * p.element_size()
     return n, nbytes
+
+
+#: Layers whose compute is done by synaptic sub-modules (counted as their own rows).
+def _attention_parts(m: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, c) for n, c in m.named_modules() if n and isinstance(c, SYNAPTIC_TYPES)]
+
+
+def _walk(model: nn.Module, names: dict[int, str]) -> tuple[list, list, list[str]]:
+    """Synapses, neurons (by role, :func:`spikeloom.walk.iter_layers`) and uncounted synapses.
+
+    Temporal attention keeps its two linear layers counted as synapse rows (they are real
+    compute), named ``<attention>.fc1`` / ``.fc2``.
+    """
+    synapses: list[nn.Module] = []
+    neurons: list[nn.Module] = []
+    uncounted: list[str] = []
+    for layer in iter_layers(model):
+        name = layer.name or "(model)"
+        if layer.role == "neuron":
+            names[id(layer.module)] = name
+            neurons.append(layer.module)
+        elif layer.role == "synapse" and isinstance(layer.module, SYNAPTIC_TYPES):
+            names[id(layer.module)] = name
+            synapses.append(layer.module)
+        elif layer.role == "synapse":
+            uncounted.append(name)
+        elif isinstance(layer.module, TemporalAttention):
+            for sub, m in _attention_parts(layer.module):
+                names[id(m)] = f"{layer.name}.{sub}" if layer.name else sub
+                synapses.append(m)
+    return synapses, neurons, uncounted
 
 
 def _first_tensor(obj: Any) -> torch.Tensor | None:
@@ -842,14 +883,8 @@ def measure_cost(
     if max_batches is not None and (not isinstance(max_batches, int) or max_batches < 1):
         raise ValueError(f"max_batches must be a positive int or None, got {max_batches!r}")
 
-    names: dict[int, str] = {id(m): (n or "(model)") for n, m in model.named_modules()}
-    synapses = [m for m in model.modules() if isinstance(m, SYNAPTIC_TYPES)]
-    neuron_named = [(n, m) for n, m in model.named_modules() if hasattr(m, "emits_spikes")]
-    neurons = [
-        m
-        for n, m in neuron_named
-        if not any(o != n and (o == "" or n.startswith(o + ".")) for o, _ in neuron_named)
-    ]
+    names: dict[int, str] = {}
+    synapses, neurons, uncounted = _walk(model, names)
     param = next(iter(model.parameters()), None)
     device = param.device if param is not None else None
 
@@ -894,22 +929,28 @@ def measure_cost(
         acc.out_numel += int(y.numel())
         acc.out_elsize = y.element_size()
 
+    def neu_acc_of(m: nn.Module) -> _NeuAcc:
+        acc = neu_acc.get(id(m))
+        if acc is None:
+            acc = neu_acc[id(m)] = _NeuAcc(order[0])
+            order[0] += 1
+        return acc
+
+    def probe_hook(m: Any, name: str, value: torch.Tensor) -> None:
+        if name == "spikes":  # the spikes that reset the membrane (LIAF: not its output)
+            acc = neu_acc_of(m)
+            acc.probe_fired += int(torch.count_nonzero(value))
+            acc.probed = True
+
     def neu_hook(m: nn.Module, args: tuple, kwargs: dict, out: Any) -> None:
         y = _first_tensor(out)
         if y is None:
             return
         x = args[0] if args else next((v for v in kwargs.values() if torch.is_tensor(v)), y)
-        acc = neu_acc.get(id(m))
-        if acc is None:
-            acc = neu_acc[id(m)] = _NeuAcc(order[0])
-            order[0] += 1
+        acc = neu_acc_of(m)
         acc.calls += 1
         acc.elements += int(y.numel())
-        rate = getattr(m, "last_spike_rate", None)
-        if not bool(m.emits_spikes) and rate is not None:
-            acc.fired += float(rate) * int(y.numel())
-        else:
-            acc.fired += int(torch.count_nonzero(y))
+        acc.out_nonzero += int(torch.count_nonzero(y))
         acc.out_elsize = y.element_size()
         acc.state_elsize = x.element_size() if torch.is_tensor(x) else y.element_size()
 
@@ -922,6 +963,8 @@ def measure_cost(
             handles.append(m.register_forward_hook(syn_hook, with_kwargs=True))
         for m in neurons:
             handles.append(m.register_forward_hook(neu_hook, with_kwargs=True))
+            if isinstance(m, Probed):
+                handles.append(m.register_probe_hook(probe_hook))
         model.eval()
         with torch.no_grad():
             for batch in batches:
@@ -1016,7 +1059,7 @@ def measure_cost(
                     neuron_updates=updates,
                     neuron_adds=updates * neuron_op_count.adds,
                     neuron_mults=updates * neuron_op_count.mults,
-                    fr_out=acc.fired / acc.elements if acc.elements else 0.0,
+                    fr_out=acc.fired() / acc.elements if acc.elements else 0.0,
                     params=n_par,
                     param_bytes=n_bytes,
                     state_bytes=per_step * acc.state_elsize,
@@ -1044,6 +1087,8 @@ def measure_cost(
 
     notes: list[str] = []
     unused = [names[id(m)] for m in synapses if id(m) not in syn_acc]
+    if uncounted:
+        notes.append(f"synapse layers without a cost counter (not counted): {', '.join(uncounted)}")
     if unused:
         notes.append(f"synaptic layers never called (not counted): {', '.join(unused)}")
     if not syn_acc:
