@@ -584,3 +584,26 @@ def test_es_imagenet(tmp_path: Path) -> None:
     assert float(xt.sum()) == len(np.unique(ref[["x", "y", "p", "t"]]))
     with pytest.raises(ValueError, match="exactly 8 time steps"):
         ESImageNet(root, "test", T=10)
+
+
+@pytest.mark.parametrize("crop", [True, False])
+@pytest.mark.parametrize("binary", [True, False])
+def test_es_imagenet_to_frame_matches_a_reference_count(crop: bool, binary: bool) -> None:
+    """ESImageNetToFrame equals a plain np.add.at count (frame t-1, channel p, crop 16..239)."""
+    rng = np.random.default_rng(5)
+    n = 5000
+    x, y = rng.integers(0, 256, n), rng.integers(0, 256, n)
+    p, t = rng.integers(0, 2, n), np.sort(rng.integers(1, 9, n))
+    ev = make_events(x, y, p, t, (256, 256, 2))
+    ref = np.zeros((8, 2, 256, 256), np.int64)
+    np.add.at(ref, (t - 1, p, y, x), 1)
+    if crop:
+        ref = ref[:, :, 16:240, 16:240]
+    got = ESImageNetToFrame(crop=crop, binary=binary)(ev)
+    want = (ref > 0) if binary else ref
+    assert got.shape == want.shape and np.array_equal(got, want)
+    assert got.dtype == (np.uint8 if binary or ref.max() <= 255 else np.uint16)
+    empty = ESImageNetToFrame(crop=crop, binary=binary)(ev[:0])
+    assert empty.shape == want.shape and empty.dtype == np.uint8 and empty.sum() == 0
+    with pytest.raises(ValueError, match="t = ODG step 1..8"):
+        ESImageNetToFrame(crop=crop, binary=binary)(make_events([1], [1], [1], [9], (256, 256, 2)))

@@ -69,6 +69,7 @@ CACHE_ENV = "SPIKELOOM_CACHE"
 CACHE_VERSION = 1
 """Bumped whenever the cache file format or the meaning of a cached sample changes."""
 
+
 def default_cache_dir() -> Path:
     """``$SPIKELOOM_CACHE`` if set (and not empty), else ``~/.cache/spikeloom``."""
     env = os.environ.get(CACHE_ENV, "").strip()
@@ -233,7 +234,7 @@ class FrameCache:
             body = dict(meta, key=key, dataset=dataset, cache_version=CACHE_VERSION,
                         compress=self.compress)
             text = json.dumps(body, indent=2, sort_keys=True, default=str).encode()
-            self._atomic_write(self.folder / "meta.json", lambda fh: fh.write(text))
+            self._write(self.folder / "meta.json", lambda fh: fh.write(text))
         self.clean_stale_temps()
 
     # ---------------------------------------------------------------- paths and housekeeping
@@ -279,9 +280,10 @@ class FrameCache:
 
     # ---------------------------------------------------------------- read / write
 
-    def _atomic_write(self, dest: Path, write: Callable[[Any], Any]) -> None:
-        # the one temp-name scheme of spikeloom.atomic (host and pid in the name) lets
-        # clean_stale_temps() tell abandoned files from in-flight writes of live processes
+    def _write(self, dest: Path, write: Callable[[Any], Any]) -> None:
+        """:func:`spikeloom.atomic.atomic_write` with this cache's ``fsync`` setting: its one
+        temp-name scheme (host and pid in the name) lets :meth:`clean_stale_temps` tell
+        abandoned files from in-flight writes of live processes."""
         atomic_write(dest, write, fsync=self.fsync, make_dirs=False)
 
     def load(self, index: int) -> np.ndarray | None:
@@ -316,9 +318,9 @@ class FrameCache:
         arr = np.ascontiguousarray(compact_array(np.asarray(frames)))
         dest = self.path(index)
         if self.compress:
-            self._atomic_write(dest, lambda fh: np.savez_compressed(fh, frames=arr))
+            self._write(dest, lambda fh: np.savez_compressed(fh, frames=arr))
         else:
-            self._atomic_write(dest, lambda fh: np.save(fh, arr, allow_pickle=False))
+            self._write(dest, lambda fh: np.save(fh, arr, allow_pickle=False))
         return dest
 
     def get_or_compute(self, index: int, compute: Callable[[], np.ndarray]) -> np.ndarray:

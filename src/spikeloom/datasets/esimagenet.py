@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..events import EventArray, make_events, read_es_imagenet_npz
+from ..events.frames import to_frame
 from ..events.transforms import EventTransform, RngLike
 from .base import EventDataset, Part, PathLike, missing_error
 
@@ -42,7 +43,8 @@ class ESImageNetToFrame(EventTransform):
     the authors' loader puts ON in channel 0), value 1 where at least one event fell
     (``binary=True``, the authors' loader) or the event count. ``crop=True`` keeps canvas rows
     and columns 16..239 (``S = 224``, the authors' ``[16:240]`` crop); ``False`` keeps the
-    256×256 canvas.
+    256×256 canvas. The counts come from :func:`spikeloom.events.to_frame` (windows of one
+    step from step 1), the library's one frame builder.
     """
 
     crop: bool = True
@@ -68,13 +70,12 @@ class ESImageNetToFrame(EventTransform):
             size = 224
         elif x.size and (x.max() >= 256 or y.max() >= 256):
             raise ValueError("ES-ImageNet events must lie in the 256x256 canvas")
-        flat = (((t - 1) * 2 + p) * size + y) * size + x
-        counts = np.bincount(flat, minlength=8 * 2 * size * size)
+        frame_events = make_events(x, y, p, t, (size, size, 2), validate=False)
+        # one frame per ODG step: windows of 1 step from step 1 (the one frame builder)
+        counts = to_frame(frame_events, (size, size, 2), time_window=1, start_time=1, n_frames=8)
         if self.binary:
-            out = (counts > 0).astype(np.uint8)
-        else:
-            out = counts.astype(np.uint16 if counts.max(initial=0) > 255 else np.uint8)
-        return out.reshape(8, 2, size, size)
+            return (counts > 0).astype(np.uint8)
+        return counts.astype(np.uint16 if counts.max(initial=0) > 255 else np.uint8)
 
 
 class ESImageNet(EventDataset):
