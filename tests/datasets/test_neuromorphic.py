@@ -195,6 +195,10 @@ def test_nmnist_argument_errors(nmnist_root: Path) -> None:
         NMNIST(nmnist_root, "val", val_fraction=0.0)
     with pytest.raises(IndexError):
         NMNIST(nmnist_root, "test", cache_dir=False)[100]
+    for bad in ({"downsample": 0}, {"downsample": True}, {"T": 0}, {"T": "x"}):
+        name = next(iter(bad))
+        with pytest.raises(ValueError, match=f"{name} must be an int >= 1"):
+            NMNIST(nmnist_root, "test", cache_dir=False, **bad)
     # a random transform is never cached, and asking for a cache says so
     from spikeloom.events.transforms import Compose, DropEvent
 

@@ -76,6 +76,7 @@ __all__ = [
     "fmt_size",
     "missing_error",
     "natural_key",
+    "positive_int",
     "shift_frames",
 ]
 
@@ -109,6 +110,23 @@ def default_frames(
     if downsample == 1:
         return to_frame
     return Compose((Downsample(downsample), to_frame))
+
+
+def positive_int(name: str, value: Any, *, optional: bool = False) -> int | None:
+    """``int(value)`` after checking that it is an integer >= 1 (``None`` passes if ``optional``).
+
+    Raises:
+        ValueError: naming the option, e.g. ``"downsample must be an int >= 1, got 0"``.
+    """
+    if value is None and optional:
+        return None
+    try:
+        v = None if isinstance(value, bool) else int(value)
+    except (TypeError, ValueError):
+        v = None
+    if v is None or v < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return v
 
 
 def shift_frames(x: Tensor, dx: int, dy: int) -> Tensor:
@@ -262,9 +280,8 @@ class EventDataset(Dataset, metaclass=_SetupAfterInit):
                 "give either T (frames of the default transform) or transform, not both: "
                 "T would be ignored by a custom transform"
             )
-        if T is not None and (isinstance(T, bool) or int(T) < 1):
-            raise ValueError(f"T must be a positive int, got {T!r}")
-        self.T = int(T) if T is not None else (self.default_T if transform is None else None)
+        T = positive_int("T", T, optional=True)
+        self.T = T if T is not None else (self.default_T if transform is None else None)
         self._default_frames = transform is None
         self.transform = transform
         self._cache_dir = cache_dir
@@ -274,16 +291,11 @@ class EventDataset(Dataset, metaclass=_SetupAfterInit):
         if self.transform is None:
             self.transform = self.default_transform()
         if not self.root.is_dir():
-            raise missing_error(
-                self.title, self.root, self.layout, f"{self.root} is not a folder", self.source
-            )
+            raise self._missing(f"{self.root} is not a folder")
         self._part_name = self._part_for(self.split)
         part = self._list_part(self._part_name)
         if len(part.samples) == 0:
-            raise missing_error(
-                self.title, self.root, self.layout,
-                f"no samples of the '{self._part_name}' part were found", self.source,
-            )
+            raise self._missing(f"no samples of the '{self._part_name}' part were found")
         self._samples = part.samples
         self._part_labels = np.asarray(part.labels, dtype=np.int64)
         self.indices = self._split_indices(self.split, self._part_labels)
@@ -349,6 +361,10 @@ class EventDataset(Dataset, metaclass=_SetupAfterInit):
 
     def _read(self, sample: Any) -> EventArray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _missing(self, problem: str) -> MissingDataError:
+        """The error for missing files of this dataset (:func:`missing_error`)."""
+        return missing_error(self.title, self.root, self.layout, problem, self.source)
 
     def _reader_key(self) -> str:
         """Options of the reader that change the events (part of the cache key)."""

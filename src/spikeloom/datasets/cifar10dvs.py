@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..events import EventArray, make_events, read_aedat2
-from .base import EventDataset, Part, PathLike, fmt_size, missing_error, natural_key
+from .base import EventDataset, Part, PathLike, fmt_size, natural_key, positive_int
 from .splits import stratified_split
 
 __all__ = ["CIFAR10DVS", "CIFAR10_CLASSES", "read_cifar10dvs", "spikingjelly_orientation"]
@@ -120,26 +120,21 @@ class CIFAR10DVS(EventDataset):
         if orientation not in ("spikingjelly", "raw"):
             raise ValueError(f"orientation must be 'spikingjelly' or 'raw', got {orientation!r}")
         self.split_rule = split_rule
-        self.test_per_class = int(test_per_class)
+        self.test_per_class = positive_int("test_per_class", test_per_class)
         self.test_fraction = float(test_fraction)
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
         self.test_seed = int(test_seed)
-        self.dt_us = None if dt_us is None else int(dt_us)
-        self.downsample = int(downsample)
+        self.dt_us = positive_int("dt_us", dt_us, optional=True)
+        self.downsample = positive_int("downsample", downsample)
         self.orientation = orientation
-        if self.test_per_class < 1 or not 0.0 < self.test_fraction < 1.0:
-            raise ValueError("test_per_class must be >= 1 and test_fraction in (0, 1)")
-        if self.downsample < 1 or (self.dt_us is not None and self.dt_us < 1):
-            raise ValueError("downsample and dt_us must be >= 1")
         super().__init__(root, split, **kwargs)
 
     def _list_part(self, part: str) -> Part:
         missing = [c for c in self.classes if not (self.root / c).is_dir()]
         if missing:
-            raise missing_error(
-                self.title, self.root, self.layout,
-                f"class folder(s) {', '.join('ROOT/' + m for m in missing)} do not exist",
-                self.source,
-            )
+            folders = ", ".join("ROOT/" + m for m in missing)
+            raise self._missing(f"class folder(s) {folders} do not exist")
         samples, labels, ids = [], [], []
         for label, c in enumerate(self.classes):
             files = sorted((self.root / c).glob("*.aedat"), key=lambda p: natural_key(p.name))

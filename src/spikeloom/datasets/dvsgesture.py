@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..events import EventArray, read_aedat31, read_gesture_labels, sort_by_time
-from .base import EventDataset, Part, PathLike, fmt_size, missing_error
+from .base import EventDataset, Part, PathLike, fmt_size, positive_int
 
 __all__ = ["DVSGesture", "GESTURE_CLASSES", "read_dvs_gesture"]
 
@@ -122,10 +122,8 @@ class DVSGesture(EventDataset):
         downsample: int = 4,
         **kwargs: Any,
     ) -> None:
-        self.dt_us = int(dt_us)
-        self.downsample = int(downsample)
-        if self.dt_us < 1 or self.downsample < 1:
-            raise ValueError(f"dt_us and downsample must be >= 1, got {dt_us!r}, {downsample!r}")
+        self.dt_us = positive_int("dt_us", dt_us)
+        self.downsample = positive_int("downsample", downsample)
         self._memo: tuple[str, list[EventArray]] | None = None
         super().__init__(root, split, **kwargs)
 
@@ -133,10 +131,7 @@ class DVSGesture(EventDataset):
         list_name = "trials_to_train.txt" if part == "train" else "trials_to_test.txt"
         list_file = self.root / list_name
         if not list_file.is_file():
-            raise missing_error(
-                self.title, self.root, self.layout, f"ROOT/{list_name} does not exist",
-                self.source,
-            )
+            raise self._missing(f"ROOT/{list_name} does not exist")
         names = [ln.strip() for ln in list_file.read_text().splitlines() if ln.strip()]
         missing = []
         for n in names:
@@ -146,12 +141,10 @@ class DVSGesture(EventDataset):
                 if not f.is_file():
                     missing.append(f"ROOT/{f.name}")
         if missing:
-            shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if
-                                              len(missing) > 6 else "")
-            raise missing_error(
-                self.title, self.root, self.layout,
-                f"{len(missing)} file(s) listed in ROOT/{list_name} are missing: {shown}",
-                self.source,
+            more = f" and {len(missing) - 6} more" if len(missing) > 6 else ""
+            raise self._missing(
+                f"{len(missing)} file(s) listed in ROOT/{list_name} are missing: "
+                f"{', '.join(missing[:6])}{more}"
             )
         samples, labels, ids = [], [], []
         for n in names:

@@ -12,7 +12,7 @@ import numpy as np
 from ..events import EventArray, make_events, read_es_imagenet_npz
 from ..events.frames import to_frame
 from ..events.transforms import EventTransform, RngLike
-from .base import EventDataset, Part, PathLike, missing_error
+from .base import EventDataset, Part, PathLike
 
 __all__ = ["ESImageNet", "ESImageNetToFrame", "centre_es_imagenet"]
 
@@ -134,9 +134,7 @@ class ESImageNet(EventDataset):
         label_file = self.root / label_name
         for f, what in ((label_file, f"ROOT/{label_name}"), (self.root / sub, f"ROOT/{sub}/")):
             if not f.exists():
-                raise missing_error(
-                    self.title, self.root, self.layout, f"{what} does not exist", self.source
-                )
+                raise self._missing(f"{what} does not exist")
         samples, labels, ids = [], [], []
         folder = self.root / sub
         for lineno, line in enumerate(label_file.read_text().splitlines(), start=1):
@@ -155,19 +153,14 @@ class ESImageNet(EventDataset):
             labels.append(label)
             ids.append(f"{sub}/{rel_npz}:{label}:{h}:{w}")
         if samples and not samples[0][0].is_file():
-            raise missing_error(
-                self.title, self.root, self.layout,
-                f"{samples[0][0]} (first entry of ROOT/{label_name}) does not exist",
-                self.source,
-            )
+            first = samples[0][0]
+            raise self._missing(f"{first} (first entry of ROOT/{label_name}) does not exist")
         return Part(samples, np.asarray(labels, dtype=np.int64), ids)
 
     def _read(self, sample: tuple[Path, int, int]) -> EventArray:
         path, h, w = sample
         if not Path(path).is_file():
-            raise missing_error(
-                self.title, self.root, self.layout, f"{path} does not exist", self.source
-            )
+            raise self._missing(f"{path} does not exist")
         return centre_es_imagenet(read_es_imagenet_npz(path), h, w)
 
     def _reader_key(self) -> str:

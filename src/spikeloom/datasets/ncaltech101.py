@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..events import EventArray, read_ncaltech101_bin
-from .base import EventDataset, Part, PathLike, fmt_size, missing_error, natural_key
+from .base import EventDataset, Part, PathLike, fmt_size, natural_key, positive_int
 from .splits import stratified_split
 
 __all__ = ["NCaltech101"]
@@ -61,9 +61,7 @@ class NCaltech101(EventDataset):
         exclude: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
-        self.downsample = int(downsample)
-        if self.downsample < 1:
-            raise ValueError(f"downsample must be >= 1, got {downsample!r}")
+        self.downsample = positive_int("downsample", downsample)
         self.test_fraction = float(test_fraction)
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
@@ -82,10 +80,7 @@ class NCaltech101(EventDataset):
             and any(p.glob("*.bin"))
         )
         if not cats:
-            raise missing_error(
-                self.title, self.root, self.layout, f"no <category>/*.bin under {folder}",
-                self.source,
-            )
+            raise self._missing(f"no <category>/*.bin under {folder}")
         self.classes = tuple(cats)
         samples, labels, ids = [], [], []
         for label, c in enumerate(cats):

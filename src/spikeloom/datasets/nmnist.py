@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..events import EventArray, read_nmnist_bin
-from .base import EventDataset, Part, PathLike, missing_error
+from .base import EventDataset, Part, PathLike, positive_int
 
 __all__ = ["NMNIST"]
 
@@ -57,19 +57,14 @@ class NMNIST(EventDataset):
     def __init__(
         self, root: PathLike, split: str = "train", *, downsample: int = 1, **kwargs: Any
     ) -> None:
-        if isinstance(downsample, bool) or int(downsample) < 1:
-            raise ValueError(f"downsample must be an int >= 1, got {downsample!r}")
-        self.downsample = int(downsample)
+        self.downsample = positive_int("downsample", downsample)
         super().__init__(root, split, **kwargs)
 
     def _list_part(self, part: str) -> Part:
         sub = "Train" if part == "train" else "Test"
         folder = self.root / sub
         if not folder.is_dir():
-            raise missing_error(
-                self.title, self.root, self.layout, f"folder ROOT/{sub} does not exist",
-                self.source,
-            )
+            raise self._missing(f"folder ROOT/{sub} does not exist")
         samples: list[Path] = []
         labels: list[int] = []
         ids: list[str] = []
@@ -84,10 +79,7 @@ class NMNIST(EventDataset):
                 labels.append(label)
                 ids.append(f"{sub}/{d.name}/{e.name}:{e.stat().st_size}")
         if not samples:
-            raise missing_error(
-                self.title, self.root, self.layout,
-                f"ROOT/{sub} holds no <digit>/*.bin files", self.source,
-            )
+            raise self._missing(f"ROOT/{sub} holds no <digit>/*.bin files")
         return Part(samples, np.asarray(labels, dtype=np.int64), ids)
 
     def _read(self, sample: Path) -> EventArray:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from torch import Tensor
 
 from ..events import EventArray, read_shd
-from .base import EventDataset, Part, PathLike, fmt_size, missing_error
+from .base import EventDataset, Part, PathLike, fmt_size, positive_int
 from .spec import DataSpec
 
 __all__ = ["SHD"]
@@ -62,9 +62,7 @@ class SHD(EventDataset):
         output: Literal["frames", "sequence"] = "frames",
         **kwargs: Any,
     ) -> None:
-        self.dt_us = int(dt_us)
-        if self.dt_us < 1:
-            raise ValueError(f"dt_us must be >= 1, got {dt_us!r}")
+        self.dt_us = positive_int("dt_us", dt_us)
         if output not in ("frames", "sequence"):
             raise ValueError(f"output must be 'frames' or 'sequence', got {output!r}")
         self.output = output
@@ -99,7 +97,7 @@ class SHD(EventDataset):
                 if (self.root / f"{name}.gz").is_file()
                 else f"ROOT/{name} does not exist"
             )
-            raise missing_error(self.title, self.root, self.layout, hint, self.source)
+            raise self._missing(hint)
         shd = self._file(part)
         labels = shd.labels
         import h5py
