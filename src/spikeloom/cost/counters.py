@@ -1,0 +1,283 @@
+"""Cost counters registered by module type: dense MACs, exact SynOps and precision.
+
+A *counter* tells :func:`~spikeloom.cost.measure_cost` how to count one forward call of a
+synapse type (a module whose :func:`spikeloom.walk.role_of` is ``"synapse"``):
+
+* ``dense_macs(module, x, y) -> int``: MACs of the dense ANN-equivalent for this call (all
+  samples of the call, padded positions included), from the input ``x`` and output ``y``;
+* ``synops(module, nz, y, cache) -> int``: exact synaptic operations triggered by the non-zero
+  pattern ``nz`` (bool, shape of ``x``) in this call, i.e. for every non-zero input element its
+  real fan-out; ``cache`` is a per-module dict kept across calls (e.g. for fan-out maps);
+* ``step_input(module, x, T, B) -> (x_step | None, why)``: the input of one time step when the
+  input ``x`` of the first layer is identical at every step (``first_layer="once"``), else
+  ``None`` and the reason;
+* ``step_output(module, y, T) -> y_step``: the output of one step in that case (its shape is
+  what ``synops`` uses);
+* ``precision``: arithmetic precision of the layer (``"fp32"``, ``"fp16"``, ``"int32"``,
+  ``"int8"``), a function of the module returning one, or ``None`` for the energy model's.
+
+Counters live in :data:`COUNTERS`, a :class:`~spikeloom.registry.TypeRegistry`, so a subclass
+inherits its parent's counter. A new synapse type registers its role and counter next to its
+own definition::
+
+    register_role(LowRankLinear, "synapse")
+    register_counter(
+        LowRankLinear,
+        dense_macs=lambda m, x, y: x.numel() // m.d_in * m.rank * (m.d_in + m.d_out),
+        synops=lambda m, nz, y, cache: int(nz.sum()) * m.rank + ...,
+    )
+
+A layer with another role whose compute is done by synaptic sub-modules registers
+:class:`CountParts` (temporal attention: its two ``nn.Linear`` are counted as their own rows).
+The counting of ``nn.Linear``, ``nn.Conv1d/2d/3d`` and ``nn.ConvTranspose1d/2d/3d`` follows
+NeuroBench (Yik et al. 2023, arXiv:2304.04640): dense MACs per step, exact effective operations
+on non-zero inputs (zero-skipping).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..layers import TemporalAttention
+from ..registry import TypeRegistry
+
+__all__ = [
+    "COUNTERS",
+    "CountParts",
+    "PRECISIONS",
+    "SYNAPTIC_TYPES",
+    "SynapseCounter",
+    "counter_of",
+    "register_counter",
+]
+
+#: Precisions with an entry in the energy table (:class:`~spikeloom.cost.Energy45nm`).
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int32", "int8")
+
+_CONV_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_CONVT_TYPES: tuple[type[nn.Module], ...] = (
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)
+#: The torch module types counted by the built-in counters.
+SYNAPTIC_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, *_CONV_TYPES, *_CONVT_TYPES)
+
+
+def flat_step_input(m: nn.Module, x: Tensor, T: int, B: int) -> tuple[Tensor | None, str]:
+    """One step of an input ``[T, B, ...]`` or ``[T*B, ...]`` that is identical over time."""
+    if x.ndim >= 3 and x.shape[0] == T and x.shape[1] == B:
+        xv = x
+    elif x.ndim >= 2 and x.shape[0] == T * B:
+        xv = x.reshape(T, B, *x.shape[1:])
+    else:
+        return None, f"input shape {tuple(x.shape)} is neither [T*B, ...] nor [T, B, ...]"
+    return _same_over_time(xv, T)
+
+
+def _same_over_time(xv: Tensor, T: int) -> tuple[Tensor | None, str]:
+    if T > 1 and not bool((xv == xv[:1]).all()):
+        return None, "input differs between time steps"
+    return xv[0], ""
+
+
+def same_output(m: nn.Module, y: Tensor, T: int) -> Tensor:
+    """``step_output`` of layers whose ``synops`` does not use the output shape."""
+    return y
+
+
+@dataclass(frozen=True)
+class SynapseCounter:
+    """How to count one forward call of a synapse type (see the module docstring).
+
+    Attributes:
+        dense_macs: ``(module, x, y) -> int`` dense MACs of the call.
+        synops: ``(module, nz, y, cache) -> int`` exact operations of the non-zero inputs.
+        step_input: ``(module, x, T, B) -> (x_step | None, why)`` for ``first_layer="once"``.
+        step_output: ``(module, y, T) -> y_step`` for ``first_layer="once"``.
+        precision: ``"fp32"``/``"fp16"``/``"int32"``/``"int8"``, ``module -> str | None``, or
+            ``None`` (the energy model's precision).
+    """
+
+    dense_macs: Callable[[nn.Module, Tensor, Tensor], int]
+    synops: Callable[[nn.Module, Tensor, Tensor, dict], int]
+    step_input: Callable[[nn.Module, Tensor, int, int], tuple[Tensor | None, str]] = (
+        flat_step_input
+    )
+    step_output: Callable[[nn.Module, Tensor, int], Tensor] = same_output
+    precision: str | Callable[[nn.Module], str | None] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.precision, str) and self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+    def precision_of(self, m: nn.Module) -> str | None:
+        """The precision of module ``m`` (``None``: the energy model's)."""
+        p = self.precision(m) if callable(self.precision) else self.precision
+        if p is not None and p not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {p!r}")
+        return p
+
+
+@dataclass(frozen=True)
+class CountParts:
+    """Counter of a layer whose compute is done by synaptic sub-modules.
+
+    Attributes:
+        parts: ``module -> [(relative name, sub-module), ...]``; each part is counted with its
+            own counter as a synapse row named ``<layer>.<relative name>``.
+    """
+
+    parts: Callable[[nn.Module], list[tuple[str, nn.Module]]]
+
+
+COUNTERS: TypeRegistry[SynapseCounter | CountParts] = TypeRegistry("cost counter")
+
+
+def register_counter(
+    cls: type | tuple[type, ...],
+    counter: SynapseCounter | CountParts | None = None,
+    **fields: Any,
+) -> SynapseCounter | CountParts:
+    """Register the counter of module type(s) ``cls`` (and their subclasses).
+
+    Args:
+        cls: a module class or a tuple of them.
+        counter: a :class:`SynapseCounter` or :class:`CountParts`; or leave it out and give the
+            :class:`SynapseCounter` fields as keywords (``dense_macs``, ``synops``, ...).
+
+    Returns:
+        the registered counter.
+    """
+    if counter is None:
+        counter = SynapseCounter(**fields)
+    elif fields:
+        raise TypeError("give either a counter or its fields as keywords, not both")
+    COUNTERS.register(cls, counter)
+    return counter
+
+
+def counter_of(module: nn.Module) -> SynapseCounter | CountParts | None:
+    """The counter registered for ``module``'s type (or a base class), or ``None``."""
+    return COUNTERS.lookup(module)
+
+
+# --------------------------------------------------------------------------------------------
+# nn.Linear
+# --------------------------------------------------------------------------------------------
+def _linear_dense(m: nn.Module, x: Tensor, y: Tensor) -> int:
+    return int(x.numel()) * int(m.out_features)
+
+
+def _linear_synops(m: nn.Module, nz: Tensor, y: Tensor, cache: dict) -> int:
+    return int(nz.sum()) * int(m.out_features)
+
+
+register_counter(nn.Linear, dense_macs=_linear_dense, synops=_linear_synops)
+
+
+# --------------------------------------------------------------------------------------------
+# Convolutions and transposed convolutions
+# --------------------------------------------------------------------------------------------
+def _fanout_map(m: nn.Module, in_spatial: tuple[int, ...], out_spatial: tuple[int, ...]) -> Tensor:
+    """Fan-out per input position of a (transposed) conv, shape ``in_spatial``, int64, CPU.
+
+    ``f[i]`` = number of (output position, kernel tap) pairs that read input position ``i`` for
+    one (input channel, output channel) pair; padding reads of zeros are not counted, positions
+    read several times through reflect/replicate/circular padding are counted each time.
+    Computed exactly as the gradient of ``sum(conv(x, ones))`` w.r.t. ``x`` (the adjoint of the
+    conv with an all-ones kernel), in float64.
+    """
+    d = len(in_spatial)
+    k = tuple(m.kernel_size)  # type: ignore[arg-type]
+    w = torch.ones((1, 1, *k), dtype=torch.float64)
+    with torch.inference_mode(False), torch.enable_grad():
+        x = torch.ones((1, 1, *in_spatial), dtype=torch.float64, requires_grad=True)
+        if isinstance(m, _CONVT_TYPES):
+            stride, pad, dil = tuple(m.stride), tuple(m.padding), tuple(m.dilation)
+            base = [
+                (in_spatial[i] - 1) * stride[i] - 2 * pad[i] + dil[i] * (k[i] - 1) + 1
+                for i in range(d)
+            ]
+            opad = tuple(out_spatial[i] - base[i] for i in range(d))
+            y = getattr(F, f"conv_transpose{d}d")(x, w, None, stride, pad, opad, 1, dil)
+        else:
+            fn = getattr(F, f"conv{d}d")
+            if m.padding_mode != "zeros":
+                xp = F.pad(x, m._reversed_padding_repeated_twice, mode=m.padding_mode)
+                y = fn(xp, w, None, m.stride, 0, m.dilation, 1)
+            else:
+                y = fn(x, w, None, m.stride, m.padding, m.dilation, 1)
+        if tuple(y.shape[2:]) != tuple(out_spatial):
+            raise RuntimeError(
+                f"internal error: fan-out conv of {type(m).__name__} gives spatial shape "
+                f"{tuple(y.shape[2:])}, the layer produced {tuple(out_spatial)}"
+            )
+        (g,) = torch.autograd.grad(y.sum(), x)
+    return torch.round(g[0, 0]).to(torch.int64)
+
+
+def _conv_dense(m: nn.Module, x: Tensor, y: Tensor) -> int:
+    """``Cout·Hout·Wout·Cin·k²/groups`` (conv) or ``Cin·Hin·Win·k²·Cout/groups`` (transposed)."""
+    d = len(m.kernel_size)
+    n = int(x.shape[0]) if x.ndim == d + 2 else 1
+    ksz = math.prod(m.kernel_size)
+    g, cin, cout = int(m.groups), int(m.in_channels), int(m.out_channels)
+    if isinstance(m, _CONVT_TYPES):
+        return n * cin * math.prod(x.shape[-d:]) * ksz * (cout // g)
+    return n * cout * math.prod(y.shape[-d:]) * (cin // g) * ksz
+
+
+def _conv_synops(m: nn.Module, nz: Tensor, y: Tensor, cache: dict) -> int:
+    """Spikes per input position × exact fan-out of that position × output channels/group."""
+    d = len(m.kernel_size)
+    if nz.ndim == d + 1:  # unbatched conv input [C, *spatial]
+        nz, y = nz.unsqueeze(0), y.unsqueeze(0)
+    in_sp = tuple(int(s) for s in nz.shape[2:])
+    out_sp = tuple(int(s) for s in y.shape[2:])
+    key = (in_sp, out_sp, str(nz.device))
+    f = cache.get(key)
+    if f is None:
+        f = cache[key] = _fanout_map(m, in_sp, out_sp).to(nz.device)
+    count = nz.sum(dim=(0, 1), dtype=torch.int64)  # non-zero inputs per spatial position
+    return int((count * f).sum()) * (int(m.out_channels) // int(m.groups))
+
+
+def _conv_step_input(m: nn.Module, x: Tensor, T: int, B: int) -> tuple[Tensor | None, str]:
+    if x.ndim == len(m.kernel_size) + 2 and x.shape[0] == T * B:
+        return _same_over_time(x.reshape(T, B, *x.shape[1:]), T)
+    return None, f"input shape {tuple(x.shape)} is not [T*B, C, ...]"
+
+
+def _conv_step_output(m: nn.Module, y: Tensor, T: int) -> Tensor:
+    return y[: y.shape[0] // T]
+
+
+register_counter(
+    (*_CONV_TYPES, *_CONVT_TYPES),
+    dense_macs=_conv_dense,
+    synops=_conv_synops,
+    step_input=_conv_step_input,
+    step_output=_conv_step_output,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Temporal attention: its two linear layers are real compute, counted as synapse rows
+# --------------------------------------------------------------------------------------------
+def _counted_children(m: nn.Module) -> list[tuple[str, nn.Module]]:
+    out = []
+    for name, sub in m.named_modules():
+        if name and isinstance(counter_of(sub), SynapseCounter):
+            out.append((name, sub))
+    return out
+
+
+register_counter(TemporalAttention, CountParts(_counted_children))

@@ -1,0 +1,136 @@
+"""Energy per operation at 45 nm (Horowitz, ISSCC 2014), in joules.
+
+The table is the one of M. Horowitz, "Computing's energy problem (and what we can do about
+it)", ISSCC 2014: adds and multiplies per precision, SRAM and DRAM reads. The synaptic energies
+``e_mac`` / ``e_ac`` follow the common SNN convention ``E_MAC = 4.6 pJ`` (32-bit FP mult 3.7 +
+add 0.9) and ``E_AC = 0.9 pJ`` (32-bit FP add).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
+
+__all__ = ["Energy45nm", "NeuronOpCount"]
+
+
+@dataclass(frozen=True)
+class Energy45nm:
+    """Energy per operation at 45 nm, 0.9 V (Horowitz, ISSCC 2014). Joules.
+
+    ``e_mac`` / ``e_ac`` are the energies used for synaptic MACs and accumulates; the defaults are
+    ``E_MAC = 4.6 pJ`` (32-bit FP mult 3.7 + add 0.9) and ``E_AC = 0.9 pJ`` (32-bit FP add).
+    :meth:`for_precision` builds the same pair from the table for fp16 / int8 / int32. The
+    remaining table entries are kept for reference and for the optional terms:
+
+    * neuron updates (``include_neuron``, off by default): per update
+      ``adds·e_neuron_add + mults·e_neuron_mult`` (op counts from :class:`NeuronOpCount`);
+    * memory accesses (``include_memory``, off by default): ``e_mem`` per access (3.12 pJ as used
+      by several later works), ``mem_per_synop`` accesses per synaptic operation and
+      ``mem_per_neuron_update`` per neuron update.
+
+    The SRAM/DRAM entries are per 64-bit read; the DRAM figure is a range (min/max).
+    """
+
+    e_mac: float = 4.6e-12
+    e_ac: float = 0.9e-12
+    int8_add: float = 0.03e-12
+    int32_add: float = 0.1e-12
+    int8_mult: float = 0.2e-12
+    int32_mult: float = 3.1e-12
+    fp16_add: float = 0.4e-12
+    fp32_add: float = 0.9e-12
+    fp16_mult: float = 1.1e-12
+    fp32_mult: float = 3.7e-12
+    sram_read64_8kb: float = 10e-12
+    sram_read64_32kb: float = 20e-12
+    sram_read64_1mb: float = 100e-12
+    dram_read64_min: float = 1.3e-9
+    dram_read64_max: float = 2.6e-9
+    include_neuron: bool = False
+    e_neuron_add: float = 0.9e-12
+    e_neuron_mult: float = 3.7e-12
+    include_memory: bool = False
+    e_mem: float = 3.12e-12
+    mem_per_synop: float = 1.0
+    mem_per_neuron_update: float = 2.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.type in ("bool", bool):
+                if not isinstance(v, bool):
+                    raise TypeError(f"Energy45nm.{f.name} must be a bool, got {v!r}")
+                continue
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                raise ValueError(f"Energy45nm.{f.name} must be a finite number, got {v!r}")
+            if v < 0:
+                raise ValueError(f"Energy45nm.{f.name} must be >= 0, got {v!r}")
+
+    def add_mult(self, precision: str) -> tuple[float, float]:
+        """``(add, mult)`` energies of one precision from the table, joules.
+
+        Raises:
+            ValueError: an unknown precision (``fp32``, ``fp16``, ``int32``, ``int8`` exist).
+        """
+        table = {
+            "fp32": (self.fp32_add, self.fp32_mult),
+            "fp16": (self.fp16_add, self.fp16_mult),
+            "int32": (self.int32_add, self.int32_mult),
+            "int8": (self.int8_add, self.int8_mult),
+        }
+        if precision not in table:
+            raise ValueError(f"precision must be one of {sorted(table)}, got {precision!r}")
+        return table[precision]
+
+    @classmethod
+    def for_precision(
+        cls, precision: Literal["fp32", "fp16", "int32", "int8"] = "fp32", **overrides: Any
+    ) -> Energy45nm:
+        """Energy model with ``e_mac = mult + add`` and ``e_ac = add`` of one precision.
+
+        The neuron-update energies use the same precision. ``overrides`` replace any field.
+        ``for_precision("fp32")`` equals the default ``Energy45nm()``.
+        """
+        base = cls()
+        add, mult = base.add_mult(precision)
+        kw: dict[str, Any] = dict(e_mac=add + mult, e_ac=add, e_neuron_add=add, e_neuron_mult=mult)
+        kw.update(overrides)
+        return replace(base, **kw)
+
+    def terms(self) -> list[str]:
+        """Names of the terms included in ``E_SNN``."""
+        out = ["synaptic MACs (e_mac)", "synaptic ACs (e_ac)"]
+        if self.include_neuron:
+            out.append("neuron updates (e_neuron_add/e_neuron_mult)")
+        if self.include_memory:
+            out.append("memory accesses (e_mem)")
+        return out
+
+    def excluded_terms(self) -> list[str]:
+        """Names of the optional terms left out of ``E_SNN``."""
+        out = []
+        if not self.include_neuron:
+            out.append("neuron updates")
+        if not self.include_memory:
+            out.append("memory accesses")
+        return out
+
+
+@dataclass(frozen=True)
+class NeuronOpCount:
+    """Operations per neuron per time step: 2 adds + 2 multiplies by default.
+
+    Adds: integration and threshold compare; multiplies: leak (decay) and reset (the iterative
+    LIF update of Wu et al. 2018, arXiv:1706.02609).
+    """
+
+    adds: float = 2.0
+    mults: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name in ("adds", "mults"):
+            v = getattr(self, name)
+            if not math.isfinite(v) or v < 0:
+                raise ValueError(f"NeuronOpCount.{name} must be a finite number >= 0, got {v!r}")
