@@ -2,7 +2,10 @@
 
 * :mod:`spikeloom.events.core` — :class:`EventArray` (structured ``x, y, p, t`` + sensor size).
 * :mod:`spikeloom.events.io` — readers/writers for N-MNIST/N-Caltech101 ``.bin``, AEDAT 2/3.1/4,
-  CIFAR10-DVS, DVS128 Gesture, SHD ``.h5``, ES-ImageNet ``.npz`` and spikeloom's own ``.npz/.h5``.
+  SHD ``.h5``, ES-ImageNet ``.npz`` and spikeloom's own ``.npz/.h5``; :func:`read_events` picks
+  the reader of any of them. They return what the file holds; the dataset conventions live in
+  :mod:`spikeloom.datasets` (``read_cifar10dvs`` and ``read_dvs_gesture`` are importable from
+  here too).
 * :mod:`spikeloom.events.slicing` — slicers (by time, time bins, event count, event bins).
 * :mod:`spikeloom.events.frames` — events to count frames (:func:`to_frame`) and voxel grids.
 * :mod:`spikeloom.events.functional` — event functions (denoise, downsample, crops, flips, ...).
