@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from spikeloom.cost import CostReport, Energy45nm, NeuronOpCount, measure_cost
+from spikeloom.cost import CostReport, Energy45nm, NeuronOpCount, measure_cost, register_counter
 from spikeloom.probes import Probed
 from spikeloom.walk import register_role
 
@@ -656,3 +656,95 @@ def test_temporal_attention_linears_counted_as_synapses() -> None:
     assert rows["1.fc1"].dense_macs == T * 2 and rows["1.fc2"].dense_macs == 2 * T
     assert rows["1.fc1"].params == T * 2 + 2 and rows["1.fc1"].role == "synapse"
     assert r.Dense == T * 5 * 6 + 2 * T * 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Open counters: a synapse type defined only here registers its role and its counts
+# ---------------------------------------------------------------------------------------------
+class LowRank(nn.Module):
+    """Toy low-rank linear ``y = V (U x)``: two matmuls, ``d_in -> rank -> d_out``."""
+
+    def __init__(self, d_in: int, rank: int, d_out: int) -> None:
+        super().__init__()
+        self.d_in, self.rank, self.d_out = d_in, rank, d_out
+        self.u = nn.Parameter(torch.ones(rank, d_in))
+        self.v = nn.Parameter(torch.ones(d_out, rank))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.u.t() @ self.v.t()
+
+
+def _lowrank_dense(m: LowRank, x: torch.Tensor, y: torch.Tensor) -> int:
+    return x.numel() // m.d_in * (m.d_in * m.rank + m.rank * m.d_out)
+
+
+def _lowrank_synops(m: LowRank, nz: torch.Tensor, y: torch.Tensor, cache: dict):
+    # non-zero inputs x rank on the input; the hidden [rank] is analog: rank x d_out MACs
+    # for every input vector with a non-zero element (an all-zero vector gives a zero hidden)
+    return int(nz.sum()) * m.rank, int(nz.any(dim=-1).sum()) * m.rank * m.d_out
+
+
+register_role(LowRank, "synapse")
+register_counter(LowRank, dense_macs=_lowrank_dense, synops=_lowrank_synops, precision="fp16")
+
+
+def test_custom_synapse_type_registers_its_counter() -> None:
+    model = nn.Sequential(LowRank(4, 2, 3), Heaviside(0.5))
+    r = measure_cost(model, [HAND_X])  # 2 input vectors, 2 + 3 spikes, none all-zero
+    row, neu = r.rows
+    assert (row.name, row.type, row.role, row.input_kind) == ("0", "LowRank", "synapse", "spike")
+    assert row.dense_macs == 2 * (4 * 2 + 2 * 3)  # 28
+    assert row.eff_acs == 5 * 2  # 5 spikes x rank
+    assert row.eff_macs == 2 * 2 * 3  # 2 non-zero vectors x rank x d_out
+    assert row.approx_synops == pytest.approx(5 / 8 * 28)
+    assert (r.Dense, r.Eff_ACs, r.Eff_MACs) == (28, 10, 12)
+    assert row.params == 8 + 6 and neu.role == "neuron"
+    # the counter says fp16: add 0.4 pJ, mult 1.1 pJ (Horowitz 2014)
+    assert row.precision == "fp16" and neu.precision == "fp32"
+    assert row.energy_j == pytest.approx(10 * 0.4e-12 + 12 * (0.4 + 1.1) * 1e-12)
+    # a silent second sample: its vectors are all zero, no inner MACs either
+    x2 = torch.cat([HAND_X, torch.zeros_like(HAND_X)], dim=1)
+    r2 = measure_cost(model, [x2])
+    assert (r2.rows[0].eff_acs, r2.rows[0].eff_macs) == (5, 6) and r2.Dense == 28
+
+
+def test_precision_per_layer_sets_row_energy(tmp_path: Path) -> None:
+    r = measure_cost(hand_net(), [HAND_X], precision={"0": "int8"})
+    l1, neu, l2 = r.rows
+    assert (l1.precision, neu.precision, l2.precision) == ("int8", "fp32", "fp32")
+    # 15 int8 accumulates x 0.03 pJ; 8 fp32 accumulates x 0.9 pJ
+    assert l1.energy_j == pytest.approx(15 * 0.03e-12)
+    assert l2.energy_j == pytest.approx(8 * 0.9e-12)
+    assert r.snn_energy == pytest.approx((15 * 0.03 + 8 * 0.9) * 1e-12)
+    assert r.ann_energy == pytest.approx(18 * 4.6e-12)  # ANN reference stays fp32
+    # analog input on an int8 layer: MACs at int8 mult + add = 0.23 pJ
+    xa = torch.tensor([[[0.3, 0.0, 0.7, 1.2]]]).expand(4, 1, 4).contiguous()
+    ra = measure_cost(hand_net(), [xa], precision={"0": "int8"})
+    assert ra.rows[0].eff_macs == 4 * 3 * 3
+    assert ra.rows[0].energy_j == pytest.approx(36 * (0.03 + 0.2) * 1e-12)
+    # the neuron-update term uses the row's precision too
+    rn = measure_cost(hand_net(), [HAND_X], precision={"1": "int8"},
+                      energy=Energy45nm(include_neuron=True))
+    assert rn.rows[1].energy_j == pytest.approx(6 * (2 * 0.03 + 2 * 0.2) * 1e-12)
+    # written to cost.json; a file without precisions (older format) loads as fp32
+    path = r.to_json(tmp_path / "cost.json")
+    d = json.loads(path.read_text())
+    assert [row["precision"] for row in d["rows"]] == ["int8", "fp32", "fp32"]
+    assert CostReport.from_json(path).to_dict() == d
+    for row in d["rows"]:
+        del row["precision"]
+    del d["energy_model"]["precision"]
+    old = CostReport.from_dict(d)
+    assert [row.precision for row in old.rows] == ["fp32"] * 3
+    assert old.snn_energy == pytest.approx(23 * 0.9e-12)
+    # a whole-model precision still comes from the energy model
+    i8 = measure_cost(hand_net(), [HAND_X], energy=Energy45nm.for_precision("int8"))
+    assert {row.precision for row in i8.rows} == {"int8"}
+    assert i8.snn_energy == pytest.approx(23 * 0.03e-12)
+    assert r.with_energy(Energy45nm.for_precision("fp16")).rows[2].precision == "fp16"
+    assert r.with_energy(Energy45nm.for_precision("fp16")).rows[0].precision == "int8"
+    assert "int8" in r.table().splitlines()[2]
+    with pytest.raises(ValueError, match="no synapse or neuron named 'nope'"):
+        measure_cost(hand_net(), [HAND_X], precision={"nope": "int8"})
+    with pytest.raises(ValueError, match="precision of '0'"):
+        measure_cost(hand_net(), [HAND_X], precision={"0": "int4"})

@@ -5,9 +5,12 @@ synapse type (a module whose :func:`spikeloom.walk.role_of` is ``"synapse"``):
 
 * ``dense_macs(module, x, y) -> int``: MACs of the dense ANN-equivalent for this call (all
   samples of the call, padded positions included), from the input ``x`` and output ``y``;
-* ``synops(module, nz, y, cache) -> int``: exact synaptic operations triggered by the non-zero
-  pattern ``nz`` (bool, shape of ``x``) in this call, i.e. for every non-zero input element its
-  real fan-out; ``cache`` is a per-module dict kept across calls (e.g. for fan-out maps);
+* ``synops(module, nz, y, cache) -> int | (int, int)``: exact synaptic operations triggered by
+  the non-zero pattern ``nz`` (bool, shape of ``x``) in this call, i.e. for every non-zero
+  input element its real fan-out; they are accumulates when the input is spikes and MACs when
+  it is analog. A layer with internal analog stages (a low-rank or tensor-train linear) returns
+  ``(input_ops, inner_macs)``: ``inner_macs`` are always MACs. ``cache`` is a per-module dict
+  kept across calls (e.g. for fan-out maps);
 * ``step_input(module, x, T, B) -> (x_step | None, why)``: the input of one time step when the
   input ``x`` of the first layer is identical at every step (``first_layer="once"``), else
   ``None`` and the reason;
@@ -20,11 +23,13 @@ Counters live in :data:`COUNTERS`, a :class:`~spikeloom.registry.TypeRegistry`, 
 inherits its parent's counter. A new synapse type registers its role and counter next to its
 own definition::
 
-    register_role(LowRankLinear, "synapse")
+    register_role(LowRank, "synapse")
     register_counter(
-        LowRankLinear,
+        LowRank,
         dense_macs=lambda m, x, y: x.numel() // m.d_in * m.rank * (m.d_in + m.d_out),
-        synops=lambda m, nz, y, cache: int(nz.sum()) * m.rank + ...,
+        synops=lambda m, nz, y, cache: (int(nz.sum()) * m.rank,  # on the input
+                                        int(nz.any(-1).sum()) * m.rank * m.d_out),  # inner
+        precision="int8",
     )
 
 A layer with another role whose compute is done by synaptic sub-modules registers
@@ -99,7 +104,8 @@ class SynapseCounter:
 
     Attributes:
         dense_macs: ``(module, x, y) -> int`` dense MACs of the call.
-        synops: ``(module, nz, y, cache) -> int`` exact operations of the non-zero inputs.
+        synops: ``(module, nz, y, cache) -> int | (int, int)`` exact operations of the non-zero
+            inputs (and MACs of internal analog stages).
         step_input: ``(module, x, T, B) -> (x_step | None, why)`` for ``first_layer="once"``.
         step_output: ``(module, y, T) -> y_step`` for ``first_layer="once"``.
         precision: ``"fp32"``/``"fp16"``/``"int32"``/``"int8"``, ``module -> str | None``, or
@@ -107,7 +113,7 @@ class SynapseCounter:
     """
 
     dense_macs: Callable[[nn.Module, Tensor, Tensor], int]
-    synops: Callable[[nn.Module, Tensor, Tensor, dict], int]
+    synops: Callable[[nn.Module, Tensor, Tensor, dict], int | tuple[int, int]]
     step_input: Callable[[nn.Module, Tensor, int, int], tuple[Tensor | None, str]] = (
         flat_step_input
     )

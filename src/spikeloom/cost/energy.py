@@ -31,6 +31,10 @@ class Energy45nm:
       ``mem_per_neuron_update`` per neuron update.
 
     The SRAM/DRAM entries are per 64-bit read; the DRAM figure is a range (min/max).
+
+    ``precision`` names the precision of ``e_mac``/``e_ac``/``e_neuron_*`` (``"fp32"`` by
+    default, set by :meth:`for_precision`). A report row of another precision takes its
+    energies from the table entries of that precision (:meth:`synaptic`, :meth:`neuron`).
     """
 
     e_mac: float = 4.6e-12
@@ -55,10 +59,14 @@ class Energy45nm:
     e_mem: float = 3.12e-12
     mem_per_synop: float = 1.0
     mem_per_neuron_update: float = 2.0
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        self.add_mult(self.precision)  # validates the name
         for f in fields(self):
             v = getattr(self, f.name)
+            if f.name == "precision":
+                continue
             if f.type in ("bool", bool):
                 if not isinstance(v, bool):
                     raise TypeError(f"Energy45nm.{f.name} must be a bool, got {v!r}")
@@ -95,9 +103,28 @@ class Energy45nm:
         """
         base = cls()
         add, mult = base.add_mult(precision)
-        kw: dict[str, Any] = dict(e_mac=add + mult, e_ac=add, e_neuron_add=add, e_neuron_mult=mult)
+        kw: dict[str, Any] = dict(
+            e_mac=add + mult, e_ac=add, e_neuron_add=add, e_neuron_mult=mult, precision=precision
+        )
         kw.update(overrides)
         return replace(base, **kw)
+
+    def synaptic(self, precision: str | None = None) -> tuple[float, float]:
+        """``(e_mac, e_ac)`` in joules for synaptic operations of ``precision``.
+
+        The model's own ``e_mac``/``e_ac`` for its ``precision`` (or ``None``), else
+        ``(mult + add, add)`` of that precision's table entries.
+        """
+        if precision is None or precision == self.precision:
+            return self.e_mac, self.e_ac
+        add, mult = self.add_mult(precision)
+        return add + mult, add
+
+    def neuron(self, precision: str | None = None) -> tuple[float, float]:
+        """``(e_neuron_add, e_neuron_mult)`` in joules for neuron updates of ``precision``."""
+        if precision is None or precision == self.precision:
+            return self.e_neuron_add, self.e_neuron_mult
+        return self.add_mult(precision)
 
     def terms(self) -> list[str]:
         """Names of the terms included in ``E_SNN``."""

@@ -16,6 +16,7 @@ __all__ = ["fmt_bytes", "fmt_energy", "fmt_ops", "format_table"]
 COLUMNS: tuple[tuple[str, int, str], ...] = (
     ("layer", 28, "<"),
     ("type", 15, "<"),
+    ("prec", 5, "<"),
     ("in", 6, "<"),
     ("fr_in", 6, ">"),
     ("Dense", 10, ">"),
@@ -86,6 +87,7 @@ def _row_cells(r: LayerCost) -> list[str]:
     return [
         r.name,
         r.type,
+        r.precision if syn or neu else "-",
         r.input_kind + ("*" if r.first_layer_once else ""),
         _rate(r.fr_in),
         fmt_ops(r.dense_macs) if syn else "-",
@@ -104,7 +106,7 @@ def _row_cells(r: LayerCost) -> list[str]:
 def _total_cells(report: CostReport) -> list[str]:
     t = report.totals
     return [
-        "TOTAL", "", "", "",
+        "TOTAL", "", "", "", "",
         fmt_ops(t["Dense"]),
         fmt_ops(t["Eff_MACs"]),
         fmt_ops(t["Eff_ACs"]),
@@ -139,8 +141,8 @@ def _summary(report: CostReport) -> list[str]:
         f"summed over T={report.T} steps. Ops in K/M/G, bytes in B/KiB/MiB.",
         f"Neuron updates: {fmt_ops(t['neuron_updates'])} ({fmt_ops(t['neuron_ops'])} ops). "
         f"First layer: {report.first_layer}{once}. Spike rule: {report.spike_rule}.",
-        f"Energy model 45 nm (Horowitz 2014): e_mac={fmt_energy(e.e_mac)}, "
-        f"e_ac={fmt_energy(e.e_ac)}.",
+        f"Energy model 45 nm (Horowitz 2014), {e.precision}: e_mac={fmt_energy(e.e_mac)}, "
+        f"e_ac={fmt_energy(e.e_ac)}; rows of another precision ('prec') use its table entries.",
         "E_SNN includes: "
         + ", ".join(report.energy_terms)
         + ("; excludes: " + ", ".join(excluded) if excluded else "")

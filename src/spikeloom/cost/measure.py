@@ -50,6 +50,9 @@ Conventions and decisions (named options where there is a choice):
 * **Firing rate of neurons**: the spikes a neuron emits as its ``"spikes"`` probe
   (:class:`spikeloom.probes.Probed`; for LIAF the spikes that reset the membrane, its output is
   analog), else the non-zero fraction of its output.
+* **Precision**: each row carries one (``"fp32"`` default); per-layer overrides
+  (``precision={"conv1": "int8"}``), else the precision of the layer type's counter, else the
+  energy model's. A row's energy uses that precision's entries of the 45 nm table.
 * **Optional energy terms** (off by default): neuron updates and memory accesses, see
   :class:`~spikeloom.cost.Energy45nm`. Every report states which terms are included.
 """
@@ -57,7 +60,7 @@ Conventions and decisions (named options where there is a choice):
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -65,7 +68,7 @@ from torch import Tensor, nn
 
 from ..probes import Probed
 from ..walk import iter_layers
-from .counters import CountParts, SynapseCounter, counter_of
+from .counters import PRECISIONS, CountParts, SynapseCounter, counter_of
 from .energy import Energy45nm, NeuronOpCount
 from .report import CostReport, LayerCost
 
@@ -203,11 +206,13 @@ class _Recorder:
         nz = x_count != 0
         y_count = y if x_count is x else counter.step_output(m, y, self.T)
         ops = counter.synops(m, nz, y_count, acc.cache)
+        ops, inner_macs = ops if isinstance(ops, tuple) else (ops, 0)
         kind = "spike" if _is_spike(x_count, nz, self.spike_rule) else "analog"
         if kind == "spike":
-            acc.eff_acs += ops
+            acc.eff_acs += int(ops)
         else:
-            acc.eff_macs += ops
+            acc.eff_macs += int(ops)
+        acc.eff_macs += int(inner_macs)
         acc.kinds.add(kind)
         acc.nnz += int(nz.sum()) if x_count is x else int((x != 0).sum())
         acc.numel += int(x.numel())
@@ -321,7 +326,9 @@ def _module_params(m: nn.Module, seen: set[int], recurse: bool) -> tuple[int, in
     return n, nbytes
 
 
-def _synapse_row(s: _Synapse, acc: _SynAcc, run: _Run, seen: set[int]) -> LayerCost:
+def _synapse_row(
+    s: _Synapse, acc: _SynAcc, run: _Run, seen: set[int], precision: str
+) -> LayerCost:
     n_par, n_bytes = _module_params(s.module, seen, recurse=False)
     kind = next(iter(acc.kinds)) if len(acc.kinds) == 1 else ("mixed" if acc.kinds else "-")
     dense = acc.dense / run.samples
@@ -341,11 +348,13 @@ def _synapse_row(s: _Synapse, acc: _SynAcc, run: _Run, seen: set[int]) -> LayerC
         act_bytes=acc.out_numel * acc.out_elsize / (run.samples * run.T),
         calls=acc.calls,
         first_layer_once=acc.once > 0,
+        precision=precision,
     )
 
 
 def _neuron_row(
-    name: str, m: nn.Module, acc: _NeuAcc, run: _Run, ops: NeuronOpCount, seen: set[int]
+    name: str, m: nn.Module, acc: _NeuAcc, run: _Run, ops: NeuronOpCount, seen: set[int],
+    precision: str,
 ) -> LayerCost:
     n_par, n_bytes = _module_params(m, seen, recurse=True)
     updates = acc.elements / run.samples
@@ -364,29 +373,57 @@ def _neuron_row(
         state_bytes=per_step * acc.state_elsize,
         act_bytes=per_step * acc.out_elsize,
         calls=acc.calls,
+        precision=precision,
     )
 
 
 def _rows(
-    model: nn.Module, plan: _Plan, rec: _Recorder, run: _Run, ops: NeuronOpCount
+    model: nn.Module, plan: _Plan, rec: _Recorder, run: _Run, ops: NeuronOpCount,
+    precision: dict[str, str],
 ) -> list[LayerCost]:
-    """Rows in the order of the first call, then the ``"(other params)"`` row."""
+    """Rows in the order of the first call, then the ``"(other params)"`` row.
+
+    ``precision`` maps every counted row's name to its precision.
+    """
     seen: set[int] = set()
     pending: list[tuple[int, LayerCost]] = []
     for s in plan.synapses:
         if id(s.module) in rec.syn:
             acc = rec.syn[id(s.module)]
-            pending.append((acc.order, _synapse_row(s, acc, run, seen)))
+            row = _synapse_row(s, acc, run, seen, precision[s.name])
+            pending.append((acc.order, row))
     for name, m in plan.neurons:
         if id(m) in rec.neu:
             acc = rec.neu[id(m)]
-            pending.append((acc.order, _neuron_row(name, m, acc, run, ops, seen)))
+            row = _neuron_row(name, m, acc, run, ops, seen, precision[name])
+            pending.append((acc.order, row))
     rows = [r for _, r in sorted(pending, key=lambda p: p[0])]
     n_other, b_other = _module_params(model, seen, recurse=True)
     if n_other:
         rows.append(LayerCost(name="(other params)", type="-", role="other", params=n_other,
-                              param_bytes=b_other))
+                              param_bytes=b_other, precision=precision["(other params)"]))
     return rows
+
+
+def _precisions(plan: _Plan, overrides: Mapping[str, str] | None, default: str) -> dict[str, str]:
+    """Precision of every row: the per-layer override, else the counter's, else ``default``.
+
+    Raises:
+        ValueError: an override naming no synapse or neuron of the model, or an unknown
+            precision.
+    """
+    out = {name: default for name, _ in plan.neurons}
+    out["(other params)"] = default
+    for s in plan.synapses:
+        out[s.name] = s.counter.precision_of(s.module) or default
+    for name, p in (overrides or {}).items():
+        if name not in out or name == "(other params)":
+            known = ", ".join(n for n in out if n != "(other params)")
+            raise ValueError(f"precision: no synapse or neuron named {name!r} (layers: {known})")
+        if p not in PRECISIONS:
+            raise ValueError(f"precision of {name!r} must be one of {PRECISIONS}, got {p!r}")
+        out[name] = p
+    return out
 
 
 def _param_bytes_by_dtype(model: nn.Module) -> dict[str, int]:
@@ -441,6 +478,7 @@ def measure_cost(
     spike_rule: Literal["single_value", "binary"] = "single_value",
     neuron_op_count: NeuronOpCount | None = None,
     ann_reference: Literal["single_pass", "dense"] = "single_pass",
+    precision: Mapping[str, str] | None = None,
 ) -> CostReport:
     """Measure operation counts, memory and energy of ``model`` on real batches.
 
@@ -463,6 +501,11 @@ def measure_cost(
         neuron_op_count: operations per neuron per step, default 2 adds + 2 multiplies.
         ann_reference: ``"single_pass"`` (``E_ANN = e_mac·Dense/T``) or ``"dense"``
             (``E_ANN = e_mac·Dense``).
+        precision: per-layer precision overrides ``{"layer.name": "int8"}`` (names as in the
+            report rows; ``"fp32"``, ``"fp16"``, ``"int32"``, ``"int8"``). Other rows take the
+            precision of their type's counter, else ``energy.precision`` (``"fp32"`` by
+            default). A row's energy uses its precision's table entries; the ANN reference
+            stays at ``energy.precision``.
 
     Returns:
         :class:`CostReport`, values per inference (mean over samples, summed over ``T``).
@@ -475,6 +518,7 @@ def measure_cost(
     neuron_op_count = NeuronOpCount() if neuron_op_count is None else neuron_op_count
     _check_options(energy, first_layer, spike_rule, ann_reference, max_batches)
     plan = _plan(model)
+    precisions = _precisions(plan, precision, energy.precision)
     rec = _Recorder(plan, first_layer, spike_rule)
     run = _run(model, batches, rec, plan, max_batches)
     if not rec.syn:
@@ -484,7 +528,7 @@ def measure_cost(
             stacklevel=2,
         )
     return CostReport(
-        rows=_rows(model, plan, rec, run, neuron_op_count),
+        rows=_rows(model, plan, rec, run, neuron_op_count, precisions),
         T=run.T,
         samples=run.samples,
         batches=run.batches,

@@ -49,6 +49,9 @@ class LayerCost:
         act_bytes: output activation bytes of one time step.
         calls: number of forward calls seen while measuring (all batches).
         first_layer_once: the first-layer "once" rule was applied to this row.
+        precision: arithmetic precision of the row (``"fp32"``, ``"fp16"``, ``"int32"``,
+            ``"int8"``); its energy uses that precision's table entries. Files written before
+            rows had a precision load as ``"fp32"``.
         energy_j: energy of this row in joules under the report's energy model.
     """
 
@@ -72,6 +75,7 @@ class LayerCost:
     act_bytes: float = 0.0
     calls: int = 0
     first_layer_once: bool = False
+    precision: str = "fp32"
     energy_j: float = 0.0
 
     @property
@@ -118,9 +122,11 @@ class CostReport:
     # ---- energy -----------------------------------------------------------------------------
     def _row_energy(self, r: LayerCost) -> float:
         e = self.energy
-        out = e.e_mac * r.eff_macs + e.e_ac * r.eff_acs
+        e_mac, e_ac = e.synaptic(r.precision)
+        out = e_mac * r.eff_macs + e_ac * r.eff_acs
         if e.include_neuron:
-            out += e.e_neuron_add * r.neuron_adds + e.e_neuron_mult * r.neuron_mults
+            e_add, e_mult = e.neuron(r.precision)
+            out += e_add * r.neuron_adds + e_mult * r.neuron_mults
         if e.include_memory:
             out += e.e_mem * (
                 e.mem_per_synop * (r.eff_macs + r.eff_acs)
@@ -129,8 +135,15 @@ class CostReport:
         return out
 
     def with_energy(self, energy: Energy45nm) -> CostReport:
-        """Same counts, energies recomputed with ``energy``."""
-        return replace(self, energy=energy, rows=list(self.rows))
+        """Same counts, energies recomputed with ``energy``.
+
+        Rows at the old model's precision move to ``energy.precision`` (re-evaluating a whole
+        fp32 report as int8 keeps working); rows of another precision keep theirs.
+        """
+        old = self.energy.precision
+        rows = [r if r.precision != old else replace(r, precision=energy.precision)
+                for r in self.rows]
+        return replace(self, energy=energy, rows=rows)
 
     @property
     def energy_terms(self) -> list[str]:
