@@ -20,55 +20,20 @@ import torch
 from torch import nn
 
 from spikeloom.cost import measure_cost
+from spikeloom.layers import TimeDistributed
+from spikeloom.neurons import LIF
 
 DATA = Path(
     os.environ.get("SPIKELOOM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
 
 
-class _Fold(nn.Module):
-    """[T, B, ...] -> module on [T*B, ...] -> [T, B, ...] (uses spikeloom.layers if present)."""
-
-    def __init__(self, module: nn.Module) -> None:
-        super().__init__()
-        self.module = module
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.module(x.flatten(0, 1)).unflatten(0, x.shape[:2])
-
-
-class _LIF(nn.Module):
-    """Fallback LIF (decay 0.5, v_th 0.5, hard reset) if spikeloom.neurons is not available."""
-
-    emits_spikes = True
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        u = torch.zeros_like(x[0])
-        out = []
-        for t in range(x.shape[0]):
-            u = 0.5 * u + x[t]
-            s = (u > 0.5).to(x.dtype)
-            u = u * (1 - s)
-            out.append(s)
-        return torch.stack(out)
-
-
 def _neuron() -> nn.Module:
-    try:
-        from spikeloom.neurons import LIF  # type: ignore[import-not-found]
-
-        return LIF(v_th=0.5, decay=0.5)
-    except Exception:  # noqa: BLE001 - fallback while the neurons module is being written
-        return _LIF()
+    return LIF(v_th=0.5, decay=0.5)
 
 
 def _wrap(m: nn.Module) -> nn.Module:
-    try:
-        from spikeloom.layers import TimeDistributed  # type: ignore[import-not-found]
-
-        return TimeDistributed(m)
-    except Exception:  # noqa: BLE001
-        return _Fold(m)
+    return TimeDistributed(m)
 
 
 def load_frames(n: int, T: int) -> torch.Tensor:
