@@ -22,6 +22,7 @@ from ...atomic import atomic_write
 from ...errors import EventFileError
 from ..core import EventArray, SensorSize, as_events, make_events
 from ._common import (
+    _HEADER_OK_BYTES,
     PathLike,
     _check_header_lines,
     _damaged,
@@ -121,6 +122,27 @@ def _camera_from_header(header: Aedat2Header, path: PathLike) -> str:
 _AEDAT2_EVENT = np.dtype([("a", ">u4"), ("t", ">u4")])
 
 
+def _check_header_complete(path: PathLike, buf: bytes, header: Aedat2Header) -> None:
+    """Raise unless the file starts with ``#!AER-DAT`` and its ``#`` header is complete.
+
+    A file cut inside the header would otherwise have the partial header line decoded as
+    events: the payload may not start with an unterminated ``#`` text line.
+    """
+    if header.version is None:
+        raise EventFileError(
+            path, 0, f"expected a '#!AER-DAT2.0' header line, got {buf[:16]!r} (not AEDAT 2.0?)"
+        )
+    rest = buf[header.data_offset :]
+    if rest[:1] == b"#" and b"\n" not in rest:
+        text = _HEADER_OK_BYTES[np.frombuffer(rest, dtype=np.uint8)].all()
+        if text:
+            raise EventFileError(
+                path,
+                header.data_offset,
+                f"the file ends inside the header (unterminated line {rest[:40]!r}): truncated",
+            )
+
+
 def read_aedat2(
     path: PathLike,
     camera: Literal["auto", "dvs128", "davis346", "davis240"] = "auto",
@@ -156,6 +178,7 @@ def read_aedat2(
     """
     buf = _read_bytes(path)
     header = _parse_aedat2_header(buf)
+    _check_header_complete(path, buf, header)
     if header.version is not None and not header.version.startswith("2"):
         raise EventFileError(
             path,

@@ -152,6 +152,13 @@ def _scan_packets(
                 f"eventSize > 0, 0 <= eventNumber <= eventCapacity",
             )
             break
+        if int(h["ts_overflow"]) < 0:
+            problem = (
+                pos,
+                f"corrupt packet header: eventTSOverflow={int(h['ts_overflow'])} is negative "
+                f"(it counts 2**31 µs epochs)",
+            )
+            break
         n_payload = (capacity if payload_length == "capacity" else number) * size_b
         end = pos + hsize + n_payload
         if end > total:
@@ -267,6 +274,7 @@ def write_aedat31(
     return atomic_write(path, lambda fh: fh.write(data), make_dirs=False)
 
 
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 GESTURE_LABEL_DTYPE = np.dtype([("label", "<i8"), ("start", "<i8"), ("end", "<i8")])
 
 
@@ -282,7 +290,10 @@ def read_gesture_labels(path: PathLike) -> np.ndarray:
         EventFileError: wrong header line, malformed row, class outside 1..11 or
             ``start >= end`` (the message gives the line number).
     """
-    text = Path(path).read_text(encoding="utf-8-sig")
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise EventFileError(path, exc.start, f"not UTF-8 text ({exc.reason})") from None
     rows = text.splitlines()
     if not rows or rows[0].replace(" ", "").lower() != "class,starttime_usec,endtime_usec":
         raise EventFileError(
@@ -303,6 +314,8 @@ def read_gesture_labels(path: PathLike) -> np.ndarray:
             ) from None
         if not 1 <= label <= 11:
             raise EventFileError(path, None, f"line {lineno}: class {label} is not in 1..11")
+        if not (_I64_MIN <= start <= _I64_MAX and _I64_MIN <= end <= _I64_MAX):
+            raise EventFileError(path, None, f"line {lineno}: times do not fit int64: {row!r}")
         if start >= end:
             raise EventFileError(path, None, f"line {lineno}: start {start} >= end {end}")
         out.append((label, start, end))
