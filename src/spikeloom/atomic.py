@@ -152,7 +152,7 @@ def atomic_write(
     elif not directory.is_dir():
         raise FileNotFoundError(f"directory {directory} does not exist (writing {dest})")
     tmp = temp_path(dest)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)

@@ -17,6 +17,7 @@ __all__ = [
     "ConfigError",
     "TrainingError",
     "BackendError",
+    "NonFiniteError",
     "EventFileError",
     "EventFileWarning",
     "MissingDataError",
@@ -50,6 +51,14 @@ class ConfigError(SpikeloomError, ValueError):
 
 class TrainingError(SpikeloomError, RuntimeError):
     """Training cannot continue (e.g. the loss became NaN); the message says what to do."""
+
+
+class NonFiniteError(SpikeloomError, FloatingPointError):
+    """A layer received NaN or infinite input; ``module`` is the layer (the trainer names it)."""
+
+    def __init__(self, module: object, message: str) -> None:
+        self.module = module
+        super().__init__(message)
 
 
 class BackendError(SpikeloomError, ValueError):

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .errors import NonFiniteError
 from .ops.neuron_sequence import NeuronSpec, neuron_sequence
 from .probes import Probed
 from .registry import Registry
@@ -84,6 +85,11 @@ class BaseNeuron(Probed, nn.Module):
 
     #: True when the output is binary spikes (cost model counts accumulates downstream).
     emits_spikes: bool = True
+    #: raise :class:`~spikeloom.errors.NonFiniteError` when the input holds NaN or inf (which
+    #: would otherwise silently give no spikes). Checked on the final membrane state (NaN/inf
+    #: input at any step leaves it non-finite): one pass over ``[B, ...]`` per call. Set it to
+    #: False on an instance to skip the check.
+    check_finite: bool = True
 
     v_th = _SpecField()
     v_reset = _SpecField()
@@ -124,6 +130,11 @@ class BaseNeuron(Probed, nn.Module):
         if not (isinstance(scale, float) and scale == 1.0):
             x = x * scale
         s, u, v = neuron_sequence(x, self.decay_factor(), self.spec, state)
+        if self.check_finite and not bool(torch.isfinite(v).all()):
+            raise NonFiniteError(
+                self, f"{type(self).__name__} got NaN or infinite input current (or state); "
+                "a NaN never crosses the threshold, so it would silently give no spikes"
+            )
         if self.probed:
             self.emit("spikes", s)
             self.emit("potential", u)

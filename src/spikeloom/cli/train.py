@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 import yaml
@@ -45,14 +46,9 @@ def _kv(items: list[str] | None, what: str) -> dict[str, Any]:
 def config_from_args(args: argparse.Namespace):
     """The :class:`TrainConfig` of a ``train`` command line (YAML file, then options)."""
     from ..train import TrainConfig
-    from ..train.config import cli_fields
+    from ..train.config import cli_fields, read_yaml_mapping
 
-    d: dict[str, Any] = {}
-    if args.config:
-        with open(args.config) as f:
-            d = yaml.safe_load(f) or {}
-        if not isinstance(d, dict):
-            raise ConfigError(f"{args.config} must hold a mapping of config keys")
+    d: dict[str, Any] = read_yaml_mapping(args.config) if args.config else {}
     for f in cli_fields():
         v = getattr(args, f.name)
         if v is not None:
@@ -66,11 +62,33 @@ def config_from_args(args: argparse.Namespace):
     return TrainConfig.from_dict(d)
 
 
+def _resume_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The options given with ``--resume``; run-defining ones are refused by the trainer."""
+    from ..train.config import cli_fields
+
+    extra = [n for n in ("config", "model_arg", "dataset_arg", "T") if getattr(args, n)]
+    if extra:
+        raise ConfigError(f"--resume continues a run with its saved config; "
+                          f"{', '.join('--' + n.replace('_', '-') for n in extra)} cannot "
+                          "change it. Start a new run with --out instead.")
+    return {f.name: getattr(args, f.name) for f in cli_fields()
+            if getattr(args, f.name) is not None}
+
+
 def run(args: argparse.Namespace) -> int:
     from ..train import train
 
-    if args.resume:
-        result = train(resume=args.resume)
-        return 0 if result else 1
-    train(config_from_args(args))
+    run_dir = args.resume or args.out
+    try:
+        if args.resume:
+            train(resume=args.resume, overrides=_resume_overrides(args))
+        else:
+            cfg = config_from_args(args)
+            run_dir = cfg.out
+            train(cfg)
+    except KeyboardInterrupt:
+        where = f" {run_dir}" if run_dir else " RUN_DIR"
+        print("\nspikeloom train: interrupted. The last finished epoch's checkpoint is kept; "
+              f"continue with: spikeloom train --resume{where}", file=sys.stderr)
+        return 130
     return 0

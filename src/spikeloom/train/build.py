@@ -16,8 +16,8 @@ from ..datasets.spec import DataSpec
 from ..errors import ConfigError
 from .config import TrainConfig
 
-__all__ = ["resolve_device", "seed_everything", "build_data", "dataset_spec", "build_model_for",
-           "make_optimizer", "make_schedule", "default_out", "SPLITS"]
+__all__ = ["resolve_device", "seed_everything", "build_data", "limit", "dataset_spec",
+           "build_model_for", "make_optimizer", "make_schedule", "default_out", "SPLITS"]
 
 SPLITS = ("train", "val", "test")
 
@@ -28,7 +28,10 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' asked for but no CUDA GPU is available: use --device cpu")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}: use cpu, cuda, cuda:N or auto") from None
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -41,21 +44,51 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def _limit(ds: Dataset, max_samples: int | None) -> Dataset:
+def _labels(ds: Dataset) -> np.ndarray:
+    labels = getattr(ds, "labels", None)
+    if labels is None:
+        labels = getattr(ds, "targets", None)
+    if labels is None:  # read them (slow for file-backed datasets, but correct)
+        labels = [ds[i][1] for i in range(len(ds))]
+    return np.asarray(labels, dtype=np.int64).reshape(-1)
+
+
+def limit(ds: Dataset, max_samples: int | None, seed: int) -> tuple[Dataset, str | None]:
+    """A seeded, class-stratified subset of at most ``max_samples`` samples.
+
+    Returns:
+        the subset (or ``ds`` itself) and a line saying what was taken (``None`` if nothing).
+    """
     if max_samples is None or max_samples >= len(ds):
-        return ds
-    return Subset(ds, list(range(max_samples)))
+        return ds, None
+    from ..datasets.splits import stratified_parts
+
+    labels = _labels(ds)
+    frac = max_samples / len(labels)
+    keep = stratified_parts(labels, [frac, 1.0 - frac], seed)[0]
+    classes, counts = np.unique(labels[keep], return_counts=True)
+    per_class = ", ".join(f"{c}: {n}" for c, n in zip(classes.tolist(), counts.tolist()))
+    note = (f"{len(keep)} of {len(labels)} samples (seeded, stratified by class; "
+            f"per class {per_class})")
+    return Subset(ds, keep.tolist()), note
 
 
-def build_data(cfg: TrainConfig) -> dict[str, Dataset]:
-    """The train, val and test datasets of ``cfg`` (each limited to ``max_samples``)."""
+def build_data(cfg: TrainConfig) -> tuple[dict[str, Dataset], list[str]]:
+    """The train, val and test datasets of ``cfg`` (each limited to ``max_samples``), and
+    lines describing what ``max_samples`` kept."""
     from ..datasets import build_dataset
 
-    return {
-        split: _limit(build_dataset(cfg.dataset, split, root=cfg.root, **cfg.dataset_kwargs),
-                      cfg.max_samples)
-        for split in SPLITS
-    }
+    data, notes = {}, []
+    for split in SPLITS:
+        try:
+            ds = build_dataset(cfg.dataset, split, root=cfg.root, **cfg.dataset_kwargs)
+        except TypeError as e:
+            raise ConfigError(f"dataset {cfg.dataset!r} rejected its arguments "
+                              f"{sorted(cfg.dataset_kwargs)}: {e}") from None
+        data[split], note = limit(ds, cfg.max_samples, cfg.seed)
+        if note:
+            notes.append(f"max_samples: {split}: {note}")
+    return data, notes
 
 
 def dataset_spec(ds: Dataset) -> DataSpec:

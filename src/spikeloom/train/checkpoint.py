@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write
+from ..errors import ConfigError
 
-__all__ = ["atomic_torch_save", "rng_state", "set_rng_state", "ResumeState", "save_last",
-           "load_last", "save_best"]
+__all__ = ["atomic_torch_save", "load_checkpoint", "rng_state", "set_rng_state", "ResumeState",
+           "save_last", "load_last", "save_best"]
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -60,11 +61,29 @@ def save_last(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, sc
     }, path)
 
 
+def load_checkpoint(path: Path, device: torch.device | str) -> dict[str, Any]:
+    """``torch.load`` a checkpoint; a damaged or truncated file is a :class:`ConfigError`
+    naming the file and what to do."""
+    other = "best.pt" if Path(path).name == "last.pt" else "last.pt"
+    try:
+        ck = torch.load(path, map_location=device, weights_only=False)
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found") from None
+    except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
+        raise ConfigError(
+            f"{path} is damaged or truncated ({type(e).__name__}: {e}). Use the other "
+            f"checkpoint ({other}) if it is intact, or start the run over with --overwrite."
+        ) from None
+    if not isinstance(ck, dict) or "model" not in ck:
+        raise ConfigError(f"{path} is not a spikeloom checkpoint (no 'model' entry)")
+    return ck
+
+
 def load_last(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any,
               device: torch.device) -> tuple[ResumeState, dict[str, Any]]:
     """Restore model, optimizer, schedule and RNG from ``last.pt``; returns the run state and
     the callbacks' saved states."""
-    ck = torch.load(path, map_location=device, weights_only=False)
+    ck = load_checkpoint(path, device)
     model.load_state_dict(ck["model"])
     opt.load_state_dict(ck["optimizer"])
     sched.load_state_dict(ck["schedule"])

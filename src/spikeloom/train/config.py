@@ -59,6 +59,9 @@ class TrainConfig:
         max_samples: use at most this many samples of each split (quick experiments, tests).
         out: run directory (default ``runs/<dataset>-<model>-<time>``).
         progress, plots, cost: show progress bars; write plots; measure the cost report.
+        quiet: print nothing but errors (no bars, epoch lines, results or cost table).
+        overwrite: allow a fresh run in a non-empty run directory (its run files are deleted
+            first); without it such a run is refused and ``--resume`` is suggested.
         cost_batches: validation batches used to measure firing rates for the cost report.
     """
 
@@ -83,7 +86,11 @@ class TrainConfig:
     num_workers: int = _opt(0, "DataLoader worker processes", flag="--workers")
     max_samples: int | None = _opt(None, "use at most N samples of each split")
     out: str | None = _opt(None, "run directory")
-    progress: bool = _opt(True, "no progress bars or epoch lines", flag="--no-progress")
+    progress: bool = _opt(True, "no progress bars (epoch lines and results still print)",
+                          flag="--no-progress")
+    quiet: bool = _opt(False, "print nothing but errors")
+    overwrite: bool = _opt(False, "start a fresh run in a non-empty run directory (its run "
+                                  "files are deleted)")
     plots: bool = _opt(True, "do not write plots", flag="--no-plots")
     cost: bool = _opt(True, "do not measure the cost report", flag="--no-cost")
     cost_batches: int = _opt(4, "validation batches for the cost report")
@@ -104,11 +111,19 @@ class TrainConfig:
         cfg.validate()
         return cfg
 
+    def coerce_types(self) -> None:
+        """Check every field's type; convert numeric strings (``lr: "1e-3"``) to numbers.
+
+        Only what is unambiguous is converted; anything else (``deterministic: "no"``, a list
+        for a number) raises :class:`ConfigError` naming the key.
+        """
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _coerce(f.name, str(f.type), getattr(self, f.name)))
+
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> TrainConfig:
         """Read a YAML file of config keys (errors name the file)."""
-        with open(path) as f:
-            data = yaml.safe_load(f) or {}
+        data = read_yaml_mapping(path)
         try:
             return cls.from_dict(data)
         except ConfigError as e:
@@ -121,6 +136,7 @@ class TrainConfig:
             if not cond:
                 raise ConfigError(msg)
 
+        self.coerce_types()
         need(isinstance(self.epochs, int) and self.epochs >= 1, "epochs must be an integer >= 1")
         need(isinstance(self.batch_size, int) and self.batch_size >= 1,
              "batch_size must be an integer >= 1")
@@ -132,12 +148,73 @@ class TrainConfig:
         need(self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:"),
              "device must be 'cpu', 'cuda', 'cuda:N' or 'auto'")
         need(self.max_samples is None or self.max_samples >= 1, "max_samples must be >= 1")
+        need(self.threads is None or self.threads >= 1, "threads must be an integer >= 1")
+        need(self.num_workers >= 0, "num_workers must be an integer >= 0")
+        need(self.cost_batches >= 1, "cost_batches must be an integer >= 1")
+        need(self.weight_decay >= 0 and math.isfinite(self.weight_decay),
+             "weight_decay must be a number >= 0")
         need(isinstance(self.dataset_kwargs, dict) and isinstance(self.model_kwargs, dict),
              "dataset_kwargs and model_kwargs must be mappings")
 
     def to_yaml(self, path: Path) -> None:
         """Write the config atomically as YAML."""
         atomic_write_text(path, yaml.safe_dump(asdict(self), sort_keys=False))
+
+
+def read_yaml_mapping(path: str | os.PathLike) -> dict[str, Any]:
+    """The mapping in a YAML file; a missing file, a syntax error or a non-mapping is a
+    :class:`ConfigError` naming the file."""
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read the config file {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        raise ConfigError(f"{path} is not valid YAML{at}: "
+                          f"{getattr(e, 'problem', None) or e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of config keys (key: value lines), "
+                          f"got a {type(data).__name__}")
+    return data
+
+
+_NUMBER = {"int": int, "float": float}
+
+
+def _coerce(name: str, annotation: str, value: Any) -> Any:
+    """``value`` checked against a field annotation such as ``"float | None"``."""
+    optional = annotation.endswith("| None")
+    base = annotation.replace("| None", "").strip()
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"config key {name!r} must not be null")
+    if base in _NUMBER:
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise ConfigError(f"config key {name!r} must be a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key {name!r} must be a number, got {value!r}")
+        if base == "int":
+            if not float(value).is_integer():
+                raise ConfigError(f"config key {name!r} must be an integer, got {value!r}")
+            return int(value)
+        return float(value)
+    if base == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {name!r} must be true or false, got {value!r}")
+        return value
+    if base == "str" and not isinstance(value, str):
+        raise ConfigError(f"config key {name!r} must be a string, got {value!r}")
+    if base.startswith("dict") and not isinstance(value, dict):
+        raise ConfigError(f"config key {name!r} must be a mapping (key: value), got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset
 
 from ..atomic import atomic_write_text
-from ..errors import ConfigError
+from ..errors import ConfigError, NonFiniteError, TrainingError
 from .build import (
     build_data,
     build_model_for,
@@ -45,13 +46,14 @@ from .build import (
     seed_everything,
 )
 from .callbacks import Callback, CallbackList, StepContext
-from .checkpoint import ResumeState, load_last, save_best, save_last
+from .checkpoint import ResumeState, load_checkpoint, load_last, save_best, save_last
 from .config import TrainConfig
 from .distributed import DistInfo, global_batches, init_distributed, make_loader
 from .loop import evaluate, train_one_epoch
+from .rundir import RunLock, prepare_run_dir
 from .steps import STEPS
 
-__all__ = ["train", "TrainResult", "load_run", "cost_report"]
+__all__ = ["train", "TrainResult", "load_run", "cost_report", "RESUMABLE"]
 
 
 @dataclass(frozen=True)
@@ -92,17 +94,26 @@ class _Run:
     def __init__(self, cfg: TrainConfig, run_dir: Path, resuming: bool,
                  callbacks: Sequence[Callback]) -> None:
         self.cfg, self.run_dir = cfg, run_dir
-        self.device = resolve_device(cfg.device)
-        self.d: DistInfo = init_distributed(str(self.device))
-        if self.d.enabled and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.d.local_rank)
-        if self.d.world > cfg.batch_size:
-            raise ConfigError(f"batch_size {cfg.batch_size} is the global batch and must be at "
-                              f"least the number of processes ({self.d.world})")
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        self.lock = RunLock(run_dir)
+        self.owns_group = False
+        try:
+            self._build(resuming, callbacks)
+        except BaseException:
+            self.close()
+            raise
+
+    def _build(self, resuming: bool, callbacks: Sequence[Callback]) -> None:
+        cfg, run_dir = self.cfg, self.run_dir
+        self._setup_process()
+        if self.d.main:  # before any data or model is built: fail fast on a bad --out
+            prepare_run_dir(run_dir, self.lock, resuming=resuming, overwrite=cfg.overwrite)
+        ok = self.d.all_sum([1.0 if (self.lock.held or not self.d.main) else 0.0])[0]
+        if ok < self.d.world:  # pragma: no cover - rank 0 raised already
+            raise ConfigError(f"rank 0 could not claim the run directory {run_dir}")
         seed_everything(cfg.seed, cfg.deterministic)
-        self.data = build_data(cfg)
+        self.data, notes = build_data(cfg)
+        for note in notes:
+            self.say(note)
         self.spec = dataset_spec(self.data["train"])
         self.step = STEPS.get(self.spec.kind)
         self.model = build_model_for(cfg, self.spec).to(self.device)
@@ -120,16 +131,42 @@ class _Run:
         if self.d.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.ctx = StepContext(self.model, self.opt, cfg,
-                               global_step=self.sched.last_epoch)
+        self.ctx = StepContext(self.model, self.opt, cfg, global_step=self.sched.last_epoch)
         self.eval_batches = {s: global_batches(len(self.data[s]), cfg.batch_size, cfg.seed, 0,
                                                False) for s in ("val", "test")}
-        self.t_start = time.perf_counter()
+        # ``seconds`` count the whole run: continue from the last finished epoch
+        done = self.state.history[-1]["seconds"] if self.state.history else 0.0
+        self.t_start = time.perf_counter() - done
         if self.d.main:
             self._write_start_files()
 
+    def _setup_process(self) -> None:
+        cfg = self.cfg
+        self.device = resolve_device(cfg.device)
+        self.owns_group = not dist.is_initialized()
+        self.d: DistInfo = init_distributed(str(self.device))
+        self.owns_group = self.owns_group and dist.is_initialized()
+        if self.d.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.d.local_rank)
+        if self.d.world > cfg.batch_size:
+            raise ConfigError(f"batch_size {cfg.batch_size} is the global batch and must be at "
+                              f"least the number of processes ({self.d.world})")
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+
+    def say(self, text: str) -> None:
+        """Print a progress line (main process only, unless ``quiet``)."""
+        if self.d.main and not self.cfg.quiet:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        """Release the run directory and tear the process group down (every exit path)."""
+        self.lock.release()
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+            self.owns_group = False
+
     def _write_start_files(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         dataclasses.replace(self.cfg, out=str(self.run_dir)).to_yaml(self.run_dir / "config.yaml")
         # metrics.jsonl always mirrors the checkpoint's history (drops epochs after a kill)
         atomic_write_text(self.run_dir / "metrics.jsonl",
@@ -152,7 +189,7 @@ class _Run:
 
         def bar(it):
             return tqdm(it, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                        disable=not (cfg.progress and d.main))
+                        disable=not (cfg.progress and not cfg.quiet and d.main))
 
         train_m = train_one_epoch(self.net, self.model, loader, [len(b) for b in batches],
                                   self.opt, self.sched, cfg, d, self.device, self.callbacks,
@@ -182,11 +219,10 @@ class _Run:
                   self.callbacks.state_dict())
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
-        if self.cfg.progress:
-            print(f"epoch {st.epoch:3d}/{self.cfg.epochs}  train loss {record['train_loss']:.4f}"
-                  f" acc {record['train_acc']:.4f}  val loss {record['val_loss']:.4f}"
-                  f" acc {record['val_acc']:.4f}  fr {record['train_firing_rate']:.3f}"
-                  f"  [{record['seconds']:.0f}s]", flush=True)
+        self.say(f"epoch {st.epoch:3d}/{self.cfg.epochs}  train loss {record['train_loss']:.4f}"
+                 f" acc {record['train_acc']:.4f}  val loss {record['val_loss']:.4f}"
+                 f" acc {record['val_acc']:.4f}  fr {record['train_firing_rate']:.3f}"
+                 f"  [{record['seconds']:.0f}s]")
 
     def result(self, final: dict[str, Any] | None = None) -> TrainResult:
         st = self.state
@@ -197,8 +233,7 @@ class _Run:
         """Test the model selected on validation once; write final.json, plots, cost."""
         self.d.barrier()
         st, cfg = self.state, self.cfg
-        best = torch.load(self.ckpt_dir / "best.pt", map_location=self.device,
-                          weights_only=False)
+        best = load_checkpoint(self.ckpt_dir / "best.pt", self.device)
         self.model.load_state_dict(best["model"])
         test = evaluate(self.model, self._loader("test", self.eval_batches["test"], 0), cfg.loss,
                         self.device, self.d, task=self.spec.kind)
@@ -222,29 +257,64 @@ class _Run:
         if cfg.cost:
             report = cost_report(self.model, self.data["val"], cfg, self.device)
             report.to_json(self.run_dir / "cost.json")
-            if cfg.progress:
-                print(report.table())
-        if cfg.progress:
-            print(f"test accuracy {final['test_acc']:.4f} (model of epoch {final['best_epoch']}, "
-                  f"selected on validation acc {final['best_val_acc']:.4f}); run dir: "
-                  f"{self.run_dir}")
+            self.say(report.table())
+        self.say(f"test accuracy {final['test_acc']:.4f} (model of epoch {final['best_epoch']}, "
+                 f"selected on validation acc {final['best_val_acc']:.4f}); run dir: "
+                 f"{self.run_dir}")
 
 
-def _config_and_dir(cfg: TrainConfig | None,
-                    resume: str | os.PathLike | None) -> tuple[TrainConfig, Path]:
-    if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / "config.yaml").exists():
-            raise ConfigError(f"cannot resume: {run_dir}/config.yaml not found; is it a run dir?")
-        return TrainConfig.from_yaml(run_dir / "config.yaml"), run_dir
-    cfg = cfg or TrainConfig()
+#: options that may change when a run is resumed (the rest define the run)
+RESUMABLE = ("epochs", "progress", "quiet", "plots", "cost", "cost_batches", "threads",
+             "num_workers", "device")
+
+
+def _config_and_dir(cfg: TrainConfig | None, resume: str | os.PathLike | None,
+                    overrides: dict[str, Any] | None) -> tuple[TrainConfig, Path]:
+    if resume is None:
+        if overrides:
+            raise ConfigError("overrides are only for resuming; put them in the config")
+        cfg = cfg or TrainConfig()
+        cfg.validate()
+        return cfg, Path(cfg.out) if cfg.out else default_out(cfg)
+    run_dir = Path(resume)
+    if not (run_dir / "config.yaml").exists():
+        raise ConfigError(f"cannot resume: {run_dir}/config.yaml not found; is it a run dir?")
+    saved = TrainConfig.from_yaml(run_dir / "config.yaml")
+    changes = {k: v for k, v in (overrides or {}).items() if getattr(saved, k) != v}
+    fixed = sorted(set(changes) - set(RESUMABLE))
+    if fixed:
+        raise ConfigError(
+            f"cannot change {', '.join(fixed)} when resuming {run_dir}: they define the run "
+            f"(what may change: {', '.join(RESUMABLE)}). Start a new run with --out instead."
+        )
+    if changes.get("epochs", saved.epochs) < saved.epochs:
+        raise ConfigError(f"--epochs {changes['epochs']} is fewer than the run's {saved.epochs}")
+    cfg = dataclasses.replace(saved, **changes)
     cfg.validate()
-    return cfg, Path(cfg.out) if cfg.out else default_out(cfg)
+    return cfg, run_dir
+
+
+def _finished(cfg: TrainConfig, run_dir: Path) -> TrainResult | None:
+    """The saved result of a resumed run that already reached ``cfg.epochs``, if any."""
+    path = run_dir / "final.json"
+    if not path.exists():
+        return None
+    final = json.loads(path.read_text())
+    if final.get("epochs") != cfg.epochs:
+        return None
+    history = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()
+               if x.strip()] if (run_dir / "metrics.jsonl").exists() else []
+    if not cfg.quiet:
+        print(f"{run_dir} is complete ({cfg.epochs} epochs; test accuracy "
+              f"{final['test_acc']:.4f}); nothing to do. Pass --epochs N (more than "
+              f"{cfg.epochs}) to train further.")
+    return TrainResult(True, str(run_dir), cfg.epochs, final["best_epoch"],
+                       final["best_val_acc"], history, final)
 
 
 def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = None,
-          stop_after_epochs: int | None = None,
-          callbacks: Sequence[Callback] = ()) -> TrainResult:
+          stop_after_epochs: int | None = None, callbacks: Sequence[Callback] = (),
+          overrides: dict[str, Any] | None = None) -> TrainResult:
     """Train, select on validation, evaluate the selected model once on test.
 
     Args:
@@ -254,23 +324,47 @@ def train(cfg: TrainConfig | None = None, *, resume: str | os.PathLike | None = 
             tests and for splitting long runs. No test evaluation happens then.
         callbacks: :class:`~spikeloom.train.callbacks.Callback` objects called by the loop
             (pass the same ones again when resuming; their state is restored).
+        overrides: with ``resume``, config fields to change; only :data:`RESUMABLE` ones may
+            (e.g. more ``epochs``: the cosine schedule then stretches to the new total); any
+            other change is refused, never ignored.
 
     Returns:
         a :class:`TrainResult`: the final metrics (``test_acc``, ``test_loss``,
         ``best_epoch``, ``best_val_acc``, ``train_seconds``, ..., also written to
         ``RUN_DIR/final.json``) when the run finished, or the state so far when stopped early.
+
+    Raises:
+        KeyboardInterrupt: after Ctrl-C, with the last checkpoint kept (the CLI prints the
+            resume command).
     """
-    cfg, run_dir = _config_and_dir(cfg, resume)
+    cfg, run_dir = _config_and_dir(cfg, resume, overrides)
+    if resume is not None and (done := _finished(cfg, run_dir)) is not None:
+        return done
     run = _Run(cfg, run_dir, resume is not None, callbacks)
-    done_here = 0
-    for epoch in range(run.state.epoch, cfg.epochs):
-        run.run_epoch(epoch)
-        done_here += 1
-        if stop_after_epochs is not None and done_here >= stop_after_epochs \
-                and epoch + 1 < cfg.epochs:
-            run.d.barrier()
-            return run.result()
-    return run.finish()
+    try:
+        done_here = 0
+        for epoch in range(run.state.epoch, cfg.epochs):
+            try:
+                run.run_epoch(epoch)
+            except NonFiniteError as e:
+                raise TrainingError(f"{_layer_name(run.model, e.module)}: {e} (epoch "
+                                    f"{epoch + 1}). Check the input data, lower the learning "
+                                    "rate or keep gradient clipping on.") from None
+            done_here += 1
+            if stop_after_epochs is not None and done_here >= stop_after_epochs \
+                    and epoch + 1 < cfg.epochs:
+                run.d.barrier()
+                return run.result()
+        return run.finish()
+    finally:
+        run.close()
+
+
+def _layer_name(model: nn.Module, module: Any) -> str:
+    for name, m in model.named_modules():
+        if m is module:
+            return f"layer {name!r} ({type(m).__name__})"
+    return f"a {type(module).__name__} layer"
 
 
 def cost_report(model: nn.Module, ds: Dataset, cfg: TrainConfig, device: torch.device | str):
@@ -292,9 +386,10 @@ def load_run(run_dir: str | os.PathLike, which: str = "best",
     ck_path = run_dir / "checkpoints" / f"{which}.pt"
     if not ck_path.exists():
         raise ConfigError(f"{ck_path} not found: the run has no {which!r} checkpoint yet")
-    data = build_data(cfg)
-    model = build_model_for(cfg, dataset_spec(data["train"])).to(device)
-    ck = torch.load(ck_path, map_location=device, weights_only=False)
+    dev = resolve_device(device)
+    data, _ = build_data(cfg)
+    model = build_model_for(cfg, dataset_spec(data["train"])).to(dev)
+    ck = load_checkpoint(ck_path, dev)
     model.load_state_dict(ck["model"])
     model.eval()
     return cfg, model, data
