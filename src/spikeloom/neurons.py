@@ -173,6 +173,17 @@ class LIF(BaseNeuron):
     Defaults follow the STBP reference code: ``V_th = 0.5``, ``k = 0.2``, hard reset to 0,
     rectangular surrogate of width 1, strict ``>``.
 
+    Conventions against other libraries (checked spike for spike):
+
+    * spikeloom fires on ``u > V_th`` by default (``fire_ge=True`` for ``>=``); SpikingJelly
+      fires on ``>=``, snnTorch on ``>``.
+    * the membrane starts at 0 and leaks toward 0 even when ``v_reset != 0`` (SpikingJelly
+      starts at and leaks toward ``v_reset``); they agree for ``v_reset = 0``.
+    * a soft reset subtracts ``V_th`` before the leak, so the subtracted threshold decays with
+      the membrane (as in SpikingJelly; snnTorch's ``reset_mechanism="subtract"`` does not).
+    * ``LIF(decay=k, fire_ge=True)`` equals SpikingJelly's
+      ``LIFNode(tau=1/(1-k), decay_input=False, v_reset=0.)`` with the same threshold.
+
     Args:
         decay: leak factor ``k`` in (0, 1]; ``learn_decay=True`` makes it a trainable scalar
             parameterised as ``k = sigmoid(w)``.
@@ -213,7 +224,9 @@ class PLIF(BaseNeuron):
 
     ``u[t] = k·r[t-1] + (1 - k)·x[t]`` with ``1 - k = 1/τ = sigmoid(w)``; ``w`` is initialised
     so that ``τ = init_tau``. Defaults: ``V_th = 1``, arctan surrogate (α = 2), detached reset,
-    as in SpikingJelly's PLIF.
+    strict ``>``. These are not SpikingJelly 2.0's PLIF defaults (sigmoid surrogate with
+    α = 4, ``detach_reset=False``, firing on ``>=``); to match it pass
+    ``surrogate="sigmoid", width=4.0, detach_reset=False, fire_ge=True``.
     """
 
     def __init__(self, init_tau: float = 2.0, v_th: float = 1.0, *,
