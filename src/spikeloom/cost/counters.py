@@ -192,35 +192,47 @@ register_counter(nn.Linear, dense_macs=_linear_dense, synops=_linear_synops)
 # --------------------------------------------------------------------------------------------
 # Convolutions and transposed convolutions
 # --------------------------------------------------------------------------------------------
-def _fanout_map(m: nn.Module, in_spatial: tuple[int, ...], out_spatial: tuple[int, ...]) -> Tensor:
+def _ones_conv(m: nn.Module, x: Tensor, w: Tensor, out_spatial: tuple[int, ...]) -> Tensor:
+    """``m``'s convolution (stride, padding and its mode, dilation) of ``x`` with kernel ``w``."""
+    fn = getattr(F, f"conv{len(out_spatial)}d")
+    if m.padding_mode != "zeros":
+        xp = F.pad(x, m._reversed_padding_repeated_twice, mode=m.padding_mode)
+        return fn(xp, w, None, m.stride, 0, m.dilation, 1)
+    return fn(x, w, None, m.stride, m.padding, m.dilation, 1)
+
+
+def _ones_conv_transpose(
+    m: nn.Module, x: Tensor, w: Tensor, out_spatial: tuple[int, ...]
+) -> Tensor:
+    """``m``'s transposed convolution of ``x`` with kernel ``w``, output size ``out_spatial``."""
+    d, k = len(out_spatial), tuple(w.shape[2:])
+    stride, pad, dil = tuple(m.stride), tuple(m.padding), tuple(m.dilation)
+    base = [
+        (x.shape[2 + i] - 1) * stride[i] - 2 * pad[i] + dil[i] * (k[i] - 1) + 1 for i in range(d)
+    ]
+    opad = tuple(out_spatial[i] - base[i] for i in range(d))
+    return getattr(F, f"conv_transpose{d}d")(x, w, None, stride, pad, opad, 1, dil)
+
+
+_OnesConv = Callable[[nn.Module, Tensor, Tensor, tuple[int, ...]], Tensor]
+
+
+def _fanout_map(
+    m: nn.Module, in_spatial: tuple[int, ...], out_spatial: tuple[int, ...], conv: _OnesConv
+) -> Tensor:
     """Fan-out per input position of a (transposed) conv, shape ``in_spatial``, int64, CPU.
 
     ``f[i]`` = number of (output position, kernel tap) pairs that read input position ``i`` for
     one (input channel, output channel) pair; padding reads of zeros are not counted, positions
     read several times through reflect/replicate/circular padding are counted each time.
     Computed exactly as the gradient of ``sum(conv(x, ones))`` w.r.t. ``x`` (the adjoint of the
-    conv with an all-ones kernel), in float64.
+    conv with an all-ones kernel), in float64; ``conv`` is :func:`_ones_conv` or
+    :func:`_ones_conv_transpose`.
     """
-    d = len(in_spatial)
-    k = tuple(m.kernel_size)  # type: ignore[arg-type]
-    w = torch.ones((1, 1, *k), dtype=torch.float64)
+    w = torch.ones((1, 1, *m.kernel_size), dtype=torch.float64)
     with torch.inference_mode(False), torch.enable_grad():
         x = torch.ones((1, 1, *in_spatial), dtype=torch.float64, requires_grad=True)
-        if isinstance(m, _CONVT_TYPES):
-            stride, pad, dil = tuple(m.stride), tuple(m.padding), tuple(m.dilation)
-            base = [
-                (in_spatial[i] - 1) * stride[i] - 2 * pad[i] + dil[i] * (k[i] - 1) + 1
-                for i in range(d)
-            ]
-            opad = tuple(out_spatial[i] - base[i] for i in range(d))
-            y = getattr(F, f"conv_transpose{d}d")(x, w, None, stride, pad, opad, 1, dil)
-        else:
-            fn = getattr(F, f"conv{d}d")
-            if m.padding_mode != "zeros":
-                xp = F.pad(x, m._reversed_padding_repeated_twice, mode=m.padding_mode)
-                y = fn(xp, w, None, m.stride, 0, m.dilation, 1)
-            else:
-                y = fn(x, w, None, m.stride, m.padding, m.dilation, 1)
+        y = conv(m, x, w, out_spatial)
         if tuple(y.shape[2:]) != tuple(out_spatial):
             raise RuntimeError(
                 f"internal error: fan-out conv of {type(m).__name__} gives spatial shape "
@@ -230,18 +242,26 @@ def _fanout_map(m: nn.Module, in_spatial: tuple[int, ...], out_spatial: tuple[in
     return torch.round(g[0, 0]).to(torch.int64)
 
 
+def _batch_size(m: nn.Module, x: Tensor) -> int:
+    """Samples in a conv input ``[N, C, *spatial]`` (1 for an unbatched ``[C, *spatial]``)."""
+    return int(x.shape[0]) if x.ndim == len(m.kernel_size) + 2 else 1
+
+
 def _conv_dense(m: nn.Module, x: Tensor, y: Tensor) -> int:
-    """``Cout·Hout·Wout·Cin·k²/groups`` (conv) or ``Cin·Hin·Win·k²·Cout/groups`` (transposed)."""
+    """``N·Cout·prod(out spatial)·(Cin/groups)·prod(kernel)``."""
     d = len(m.kernel_size)
-    n = int(x.shape[0]) if x.ndim == d + 2 else 1
-    ksz = math.prod(m.kernel_size)
-    g, cin, cout = int(m.groups), int(m.in_channels), int(m.out_channels)
-    if isinstance(m, _CONVT_TYPES):
-        return n * cin * math.prod(x.shape[-d:]) * ksz * (cout // g)
-    return n * cout * math.prod(y.shape[-d:]) * (cin // g) * ksz
+    return (_batch_size(m, x) * int(m.out_channels) * math.prod(y.shape[-d:])
+            * (int(m.in_channels) // int(m.groups)) * math.prod(m.kernel_size))
 
 
-def _conv_synops(m: nn.Module, nz: Tensor, y: Tensor, cache: dict) -> int:
+def _convt_dense(m: nn.Module, x: Tensor, y: Tensor) -> int:
+    """``N·Cin·prod(in spatial)·prod(kernel)·(Cout/groups)``."""
+    d = len(m.kernel_size)
+    return (_batch_size(m, x) * int(m.in_channels) * math.prod(x.shape[-d:])
+            * math.prod(m.kernel_size) * (int(m.out_channels) // int(m.groups)))
+
+
+def _fanout_synops(m: nn.Module, nz: Tensor, y: Tensor, cache: dict, conv: _OnesConv) -> int:
     """Spikes per input position × exact fan-out of that position × output channels/group."""
     d = len(m.kernel_size)
     if nz.ndim == d + 1:  # unbatched conv input [C, *spatial]
@@ -251,9 +271,17 @@ def _conv_synops(m: nn.Module, nz: Tensor, y: Tensor, cache: dict) -> int:
     key = (in_sp, out_sp, str(nz.device))
     f = cache.get(key)
     if f is None:
-        f = cache[key] = _fanout_map(m, in_sp, out_sp).to(nz.device)
+        f = cache[key] = _fanout_map(m, in_sp, out_sp, conv).to(nz.device)
     count = nz.sum(dim=(0, 1), dtype=torch.int64)  # non-zero inputs per spatial position
     return int((count * f).sum()) * (int(m.out_channels) // int(m.groups))
+
+
+def _conv_synops(m: nn.Module, nz: Tensor, y: Tensor, cache: dict) -> int:
+    return _fanout_synops(m, nz, y, cache, _ones_conv)
+
+
+def _convt_synops(m: nn.Module, nz: Tensor, y: Tensor, cache: dict) -> int:
+    return _fanout_synops(m, nz, y, cache, _ones_conv_transpose)
 
 
 def _conv_step_input(m: nn.Module, x: Tensor, T: int, B: int) -> tuple[Tensor | None, str]:
@@ -267,9 +295,16 @@ def _conv_step_output(m: nn.Module, y: Tensor, T: int) -> Tensor:
 
 
 register_counter(
-    (*_CONV_TYPES, *_CONVT_TYPES),
+    _CONV_TYPES,
     dense_macs=_conv_dense,
     synops=_conv_synops,
+    step_input=_conv_step_input,
+    step_output=_conv_step_output,
+)
+register_counter(
+    _CONVT_TYPES,
+    dense_macs=_convt_dense,
+    synops=_convt_synops,
     step_input=_conv_step_input,
     step_output=_conv_step_output,
 )
