@@ -1,4 +1,6 @@
-"""Tests of spikeloom.cost (spec §10): hand counts, brute-force SynOps references, energy, JSON."""
+"""Tests of spikeloom.cost: hand counts, brute-force SynOps references (NeuroBench counting,
+Yik et al. 2023, arXiv:2304.04640), 45 nm energy (Horowitz, ISSCC 2014), JSON, counters of new
+synapse types and per-row precision."""
 
 from __future__ import annotations
 
