@@ -250,3 +250,59 @@ def test_run_files_respect_the_umask(tmp_path):
               "metrics.jsonl"):
         assert (tmp_path / "r" / f).stat().st_mode & 0o777 == 0o644, f
     assert socket.gethostname()  # the lock names the host
+
+
+# ----------------------------------------------------------------------- user datasets
+
+USER_MODULE = '''
+import torch
+from torch.utils.data import Dataset
+
+from spikeloom.datasets import DATASETS
+from spikeloom.datasets.spec import DataSpec
+
+
+class Blobs(Dataset):
+    """Two classes of random frames that differ in density."""
+
+    spec = DataSpec("frames", num_classes=2, T=4, channels=2, size=(8, 8))
+
+    def __init__(self, split):
+        g = torch.Generator().manual_seed({"train": 0, "val": 1, "test": 2}[split])
+        self.labels = torch.arange(24) % 2
+        p = 0.1 + 0.4 * self.labels.view(-1, 1, 1, 1, 1).float()
+        self.x = (torch.rand(24, 4, 2, 8, 8, generator=g) < p).float()
+
+    def __len__(self):
+        return 24
+
+    def __getitem__(self, i):
+        return self.x[i], int(self.labels[i])
+
+
+DATASETS.register("blobs_user", lambda split, root=None, **kw: Blobs(split))
+'''
+
+
+def test_user_dataset_registered_by_an_imported_module(tmp_path, capsys):
+    (tmp_path / "user_blobs.py").write_text(USER_MODULE)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        run = tmp_path / "run"
+        assert cli_main(["train", "--import", "user_blobs", "--dataset", "blobs_user",
+                         "--epochs", "2", "--batch-size", "8", "--model-arg", "channels=[4]",
+                         "--model-arg", "hidden=8", "--out", str(run), "--no-plots",
+                         "--threads", "1", "--quiet"]) == 0
+        assert TrainConfig.from_yaml(run / "config.yaml").imports == ["user_blobs"]
+    finally:
+        sys.path.remove(str(tmp_path))
+    # a fresh process (nothing registered) evaluates and costs the run through config imports
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    for cmd in (["eval", str(run)], ["cost", str(run)]):
+        p = subprocess.run([sys.executable, "-m", "spikeloom.cli", *cmd], env=env,
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+    final = json.loads((run / "final.json").read_text())
+    assert final["test_n"] == 24
+    with pytest.raises(ConfigError, match="cannot import 'no_such_module_xyz'"):
+        train(cfg(tmp_path, "bad", epochs=1, imports=["no_such_module_xyz"]))

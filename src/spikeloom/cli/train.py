@@ -27,6 +27,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
             t.add_argument(f.flag, dest=f.name, type=f.type, default=None, help=f.help)
     t.add_argument("--T", type=int, default=None,
                    help="time steps, passed to the dataset (frames per sample)")
+    t.add_argument("--import", dest="imports", action="append", metavar="MODULE",
+                   help="import a module first (e.g. one that registers your dataset or model)")
     t.add_argument("--model-arg", action="append", metavar="K=V", help="extra model argument")
     t.add_argument("--dataset-arg", action="append", metavar="K=V",
                    help="extra dataset argument")
@@ -59,6 +61,8 @@ def config_from_args(args: argparse.Namespace):
     d["dataset_kwargs"] = {**d.get("dataset_kwargs", {}), **_kv(args.dataset_arg, "--dataset-arg")}
     if args.T is not None:
         d["dataset_kwargs"]["T"] = args.T
+    if args.imports:
+        d["imports"] = [*d.get("imports", []), *args.imports]
     return TrainConfig.from_dict(d)
 
 
@@ -66,7 +70,8 @@ def _resume_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The options given with ``--resume``; run-defining ones are refused by the trainer."""
     from ..train.config import cli_fields
 
-    extra = [n for n in ("config", "model_arg", "dataset_arg", "T") if getattr(args, n)]
+    extra = [n for n in ("config", "model_arg", "dataset_arg", "T", "imports")
+             if getattr(args, n)]
     if extra:
         raise ConfigError(f"--resume continues a run with its saved config; "
                           f"{', '.join('--' + n.replace('_', '-') for n in extra)} cannot "

@@ -78,6 +78,7 @@ def build_data(cfg: TrainConfig) -> tuple[dict[str, Dataset], list[str]]:
     lines describing what ``max_samples`` kept."""
     from ..datasets import build_dataset
 
+    cfg.import_modules()
     data, notes = {}, []
     for split in SPLITS:
         try:

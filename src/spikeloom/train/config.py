@@ -35,6 +35,10 @@ class TrainConfig:
     """Everything that defines a training run.
 
     Attributes:
+        imports: Python modules imported before anything is built, e.g. a module of yours that
+            registers a dataset (``spikeloom.datasets.DATASETS.register``), a model
+            (``spikeloom.models.register_model``) or a training step; saved in
+            ``config.yaml``, so ``--resume``, ``eval`` and ``cost`` import them too.
         dataset: dataset name (see :data:`spikeloom.datasets.DATASETS`).
         root: local folder of the dataset (not used by the built-in ``esdigits``).
         dataset_kwargs: extra keyword arguments of the dataset.
@@ -65,6 +69,7 @@ class TrainConfig:
         cost_batches: validation batches used to measure firing rates for the cost report.
     """
 
+    imports: list[str] = _opt(None, "", cli=False, factory=list)
     dataset: str = _opt("esdigits", "dataset name (default esdigits)")
     root: str | None = _opt(None, "local folder of the dataset")
     dataset_kwargs: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
@@ -156,6 +161,18 @@ class TrainConfig:
         need(isinstance(self.dataset_kwargs, dict) and isinstance(self.model_kwargs, dict),
              "dataset_kwargs and model_kwargs must be mappings")
 
+    def import_modules(self) -> None:
+        """Import :attr:`imports` (their registrations take effect); a missing module is a
+        :class:`ConfigError` naming it."""
+        import importlib
+
+        for name in self.imports:
+            try:
+                importlib.import_module(name)
+            except ImportError as e:
+                raise ConfigError(f"config key 'imports': cannot import {name!r} ({e}); is it "
+                                  "installed or on PYTHONPATH?") from None
+
     def to_yaml(self, path: Path) -> None:
         """Write the config atomically as YAML."""
         atomic_write_text(path, yaml.safe_dump(asdict(self), sort_keys=False))
@@ -212,6 +229,9 @@ def _coerce(name: str, annotation: str, value: Any) -> Any:
         return value
     if base == "str" and not isinstance(value, str):
         raise ConfigError(f"config key {name!r} must be a string, got {value!r}")
+    if base.startswith("list") and not (isinstance(value, list)
+                                        and all(isinstance(v, str) for v in value)):
+        raise ConfigError(f"config key {name!r} must be a list of strings, got {value!r}")
     if base.startswith("dict") and not isinstance(value, dict):
         raise ConfigError(f"config key {name!r} must be a mapping (key: value), got {value!r}")
     return value
