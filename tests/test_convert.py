@@ -313,3 +313,26 @@ def test_convert_is_an_argparse_subcommand(mnist, tmp_path, capsys):
     assert convert.run(bad) == 2
     assert "spikeloom convert: error: --shard must look like i/n" in capsys.readouterr().err
 
+
+
+def test_small_images_warn_about_the_crop_and_meta_is_written(image_tree, tmp_path):
+    import json
+
+    out = tmp_path / "small"
+    with pytest.warns(UserWarning, match=r"--crop 16 240 keeps only 50% .*--no-crop"):
+        assert main([str(image_tree), str(out), "--size", "28", "--min-events", "0",
+                     "--no-progress"]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["sensor_size"] == [224, 224, 2] and meta["T"] == 8 and meta["size"] == 28
+    assert meta["splits"]["train"]["num_classes"] == len(list(image_tree.iterdir()))
+    out2 = tmp_path / "nocrop"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning without a crop
+        assert main([str(image_tree), str(out2), "--size", "28", "--no-crop", "--min-events",
+                     "0", "--no-progress"]) == 0
+    meta = json.loads((out2 / "meta.json").read_text())
+    assert meta["sensor_size"] == [32, 32, 2] and meta["crop"] is None
+    with np.load(next((out2 / "train").rglob("*.npz"))) as z:  # events fit the sensor
+        assert int(max(z["pos"][:, :2].max(initial=0), z["neg"][:, :2].max(initial=0))) < 32

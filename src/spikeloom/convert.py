@@ -58,6 +58,7 @@ import json
 import multiprocessing as mp
 import os
 import sys
+import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -111,6 +112,32 @@ class ConvertOptions:
             )
         if self.crop is not None and not (0 <= self.crop[0] < self.crop[1] <= 256):
             raise ConvertError(f"--crop LO HI needs 0 <= LO < HI <= 256, got {self.crop}")
+
+    def kept_fraction(self) -> float:
+        """Share of a ``size``-pixel image's rows (and columns) that the crop keeps (the image
+        sits at offset ``pad / 2`` on the ``size + pad`` canvas)."""
+        if self.crop is None:
+            return 1.0
+        lo, hi = ES_IMAGENET.pad // 2, ES_IMAGENET.pad // 2 + self.size
+        return max(0, min(self.crop[1], hi) - max(self.crop[0], lo)) / self.size
+
+    def crop_warning(self) -> str | None:
+        """A warning when the crop discards much of the image (e.g. ``--size 28`` with the
+        ES-ImageNet crop 16..240 keeps only rows and columns >= 16)."""
+        kept = self.kept_fraction()
+        if kept >= 0.8:
+            return None
+        return (f"--crop {self.crop[0]} {self.crop[1]} keeps only {kept:.0%} of the rows and "
+                f"columns of a {self.size}-pixel image (the default crop is made for --size "
+                f"{ES_IMAGENET.size}); pass --no-crop to keep every event")
+
+    def sensor_size(self) -> tuple[int, int, int]:
+        """``(W, H, P)`` of the written events: the crop window, or the whole canvas."""
+        if self.crop is None:
+            side = self.size + ES_IMAGENET.pad
+            return side, side, 2
+        side = self.crop[1] - self.crop[0]
+        return side, side, 2
 
 
 @dataclass(frozen=True)
@@ -469,6 +496,10 @@ def run_conversion(
     out_split = out / split
     out_split.mkdir(parents=True, exist_ok=True)
     _check_options(state, split, options)
+    if (why := options.crop_warning()) is not None:
+        warnings.warn(why, UserWarning, stacklevel=2)
+    if i == 0:
+        _write_meta(out, split, jobs, options)
 
     mine = [job for job in jobs if job.index % n == i]
     records = _read_records(state, split)
@@ -521,6 +552,27 @@ def run_conversion(
     atomic_write_text(state / f"{split}label.part{i}of{n}", part)
     summary["assembled"] = _assemble(out, split, n)
     return summary
+
+
+META_NAME = "meta.json"
+
+
+def _write_meta(out: Path, split: str, jobs: Sequence[Job], options: ConvertOptions) -> None:
+    """``OUT/meta.json``: what a reader needs to build frames without scanning the files
+    (sensor size, time steps, classes; one entry per split for the classes)."""
+    path = out / META_NAME
+    meta = json.loads(path.read_text()) if path.exists() else {}
+    labels = sorted({int(job.label) for job in jobs})
+    meta.update({
+        "format": "spikeloom-convert/1",
+        "sensor_size": list(options.sensor_size()),
+        "T": len(ES_IMAGENET.trajectory) - 1,
+        "size": options.size, "crop": list(options.crop) if options.crop else None,
+        "threshold": options.threshold, "min_events": options.min_events,
+    })
+    meta.setdefault("splits", {})[split] = {"num_classes": labels[-1] + 1 if labels else 0,
+                                            "images": len(jobs)}
+    atomic_write_text(path, json.dumps(meta, indent=2) + "\n")
 
 
 def _parse_shard(text: str | None) -> tuple[int, int]:
