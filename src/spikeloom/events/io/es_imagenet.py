@@ -8,7 +8,6 @@ each ImageNet image converted by Omnidirectional Discrete Gradient as a compress
 from __future__ import annotations
 
 import io
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 from ...atomic import atomic_write
 from ...errors import EventFileError
 from ..core import EventArray, SensorSize, make_events
-from ._common import PathLike, _zip_members
+from ._common import PathLike, _read_npz, _zip_members
 from .formats import register_format
 
 __all__ = ["ES_IMAGENET_SENSOR", "read_es_imagenet_npz", "write_es_imagenet_npz"]
@@ -71,18 +70,16 @@ def read_es_imagenet_npz(path: PathLike, centre: tuple[int, int] | None = None) 
     Returns:
         EventArray ``[N]`` with N = len(pos) + len(neg).
     """
+    arrays = _read_npz(path, ("pos", "neg"))
+    missing = [k for k in ("pos", "neg") if k not in arrays]
+    if missing:
+        raise EventFileError(
+            path, None, f"missing arrays {missing} (has {sorted(arrays)}); not ES-ImageNet?"
+        )
     try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in ("pos", "neg") if k not in z.files]
-            if missing:
-                raise EventFileError(
-                    path, None, f"missing arrays {missing} (has {z.files}); not ES-ImageNet?"
-                )
-            pos = _es_columns("pos", z["pos"])
-            neg = _es_columns("neg", z["neg"])
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        if isinstance(exc, EventFileError):
-            raise
+        pos = _es_columns("pos", arrays["pos"])
+        neg = _es_columns("neg", arrays["neg"])
+    except ValueError as exc:
         raise EventFileError(path, None, f"not a readable ES-ImageNet .npz ({exc})") from None
     both = np.concatenate([pos, neg])
     p = np.concatenate([np.ones(len(pos), np.uint8), np.zeros(len(neg), np.uint8)])

@@ -18,7 +18,7 @@ import numpy as np
 from ...atomic import atomic_write
 from ...errors import EventFileError
 from ..core import EventArray, as_events, make_events
-from ._common import PathLike, _h5_probe, _zip_members
+from ._common import PathLike, _h5_probe, _read_npz, _zip_members
 from .formats import register_format
 
 __all__ = ["load_events", "save_events"]
@@ -91,8 +91,7 @@ def load_events(path: PathLike) -> EventArray:
     suffix = p.suffix.lower()
     try:
         if suffix == ".npz":
-            with np.load(p, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
+            data = _read_npz(p)
             fmt = str(data.get("format", ""))
         elif suffix in _H5_SUFFIXES:
             import h5py
@@ -114,10 +113,13 @@ def load_events(path: PathLike) -> EventArray:
     lengths = {k: np.shape(data[k]) for k in ("x", "y", "p", "t")}
     if len(set(lengths.values())) != 1:
         raise EventFileError(p, None, f"columns have different shapes {lengths}")
-    size = tuple(int(v) for v in np.asarray(data["sensor_size"]).ravel())
+    try:
+        size = tuple(int(v) for v in np.asarray(data["sensor_size"]).ravel())
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise EventFileError(p, None, f"bad sensor_size {data['sensor_size']!r}: {exc}") from None
     try:
         return make_events(data["x"], data["y"], data["p"], data["t"], size)
-    except ValueError as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise EventFileError(p, None, f"invalid events: {exc}") from None
 
 
