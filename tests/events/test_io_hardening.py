@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from spikeloom.events.io import (
     read_aedat31,
     read_es_imagenet_npz,
     read_gesture_labels,
+    read_shd,
     save_events,
     write_aedat2,
     write_aedat31,
@@ -198,3 +201,128 @@ def test_es_imagenet_damaged_npz(tmp_path: Path) -> None:
     with pytest.raises(EventFileError, match="damaged") as info:
         read_es_imagenet_npz(f)
     assert "pickle" not in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------
+# HDF5: SHD and load_events(.h5)
+# ------------------------------------------------------------------------------------------
+
+h5py = pytest.importorskip("h5py")
+
+
+def _write_shd(path: Path, times: list, units: list, labels: list) -> None:
+    with h5py.File(path, "w") as f:
+        ft = f.create_dataset("spikes/times", (len(times),), dtype=h5py.vlen_dtype(np.float32))
+        fu = f.create_dataset("spikes/units", (len(units),), dtype=h5py.vlen_dtype(np.uint16))
+        for i, (tt, uu) in enumerate(zip(times, units)):
+            ft[i] = np.asarray(tt, dtype=np.float32)
+            fu[i] = np.asarray(uu, dtype=np.uint16)
+        f.create_dataset("labels", data=np.asarray(labels, dtype=np.uint8))
+
+
+def _isolated(code: str, timeout: float = 60) -> str:
+    """Run ``code`` in a fresh interpreter (a hang or abort there must not take the suite)."""
+    try:
+        res = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"timed out after {timeout} s (hang): {code}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout
+
+
+def _zero_first_heap_object_after(path: Path, skip: int) -> int:
+    """Zero the header of a global heap object (index 0, size 0: the HDF5 library loops)."""
+    raw = bytearray(path.read_bytes())
+    gcol = raw.index(b"GCOL")
+    p = gcol + 16
+    for _ in range(skip):
+        size = int.from_bytes(raw[p + 8 : p + 16], "little")
+        p += 16 + ((size + 7) & ~7)
+    raw[p : p + 16] = bytes(16)
+    path.write_bytes(bytes(raw))
+    return p
+
+
+def test_shd_damaged_global_heap_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    f = tmp_path / "shd.h5"
+    _write_shd(f, [[0.1, 0.2], [0.3]], [[1, 2], [3]], [0, 1])
+    offset = _zero_first_heap_object_after(f, 1)
+    out = _isolated(
+        "from spikeloom.events.io import read_shd, EventFileError\n"
+        "try:\n"
+        f"    shd = read_shd({str(f)!r}); [shd[i] for i in range(len(shd))]\n"
+        "except EventFileError as e:\n"
+        "    print('EFE', e.offset, e)\n"
+    )
+    assert out.startswith(f"EFE {offset} ") and "shd.h5" in out
+
+
+def test_load_events_h5_damaged_global_heap_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    f = tmp_path / "own.h5"
+    save_events(f, _events(20, (34, 34, 2)))
+    offset = _zero_first_heap_object_after(f, 1)  # after the 'format' string
+    out = _isolated(
+        "from spikeloom.events.io import load_events, EventFileError\n"
+        "try:\n"
+        f"    load_events({str(f)!r})\n"
+        "except EventFileError as e:\n"
+        "    print('EFE', e.offset, e)\n"
+    )
+    assert out.startswith(f"EFE {offset} ") and "global heap" in out
+
+
+def test_shd_structure_is_checked(tmp_path: Path) -> None:
+    f = tmp_path / "s.h5"
+    with h5py.File(f, "w") as h:  # labels is a group, times a plain 2-D float array
+        h.create_dataset("spikes/times", data=np.zeros((2, 3)))
+        h.create_dataset("spikes/units", data=np.zeros((2, 3), np.uint16))
+        h.create_group("labels/a")
+        h.create_group("labels/b")
+    with pytest.raises(EventFileError, match="s.h5"):
+        read_shd(f)
+    with h5py.File(f, "w") as h:
+        h["spikes"] = np.zeros(3)  # 'spikes' is a dataset: 'spikes/times' raises in h5py
+        h["labels"] = np.zeros(3, np.uint8)
+    with pytest.raises(EventFileError, match="s.h5"):
+        read_shd(f)
+
+
+def test_shd_huge_spike_times_are_rejected(tmp_path: Path) -> None:
+    f = tmp_path / "big.h5"
+    _write_shd(f, [[0.1, 3e30], [0.2]], [[1, 2], [3]], [0, 1])
+    shd = read_shd(f)
+    assert shd[1][0]["t"].tolist() == [200000]
+    with pytest.raises(EventFileError, match="sample 0"):
+        shd[0]
+
+
+def test_shd_unreadable_data_is_an_event_file_error(tmp_path: Path) -> None:
+    f = tmp_path / "cut.h5"
+    _write_shd(f, [np.linspace(0, 1, 500)] * 3, [np.arange(500) % 700] * 3, [0, 1, 2])
+    raw = f.read_bytes()
+    found = False
+    for n in range(len(raw) - 16, 0, -max(len(raw) // 40, 1)):
+        f.write_bytes(raw[:n])
+        try:
+            shd = read_shd(f)
+            [shd[i] for i in range(len(shd))]
+            _ = shd.labels
+        except EventFileError as exc:
+            found = True
+            assert "cut.h5" in str(exc)
+        finally:
+            if "shd" in locals():
+                shd.close()
+    assert found
+
+
+def test_load_events_h5_wrong_structure(tmp_path: Path) -> None:
+    f = tmp_path / "o.h5"
+    save_events(f, _events(20, (34, 34, 2)))
+    with h5py.File(f, "r+") as h:
+        del h["t"]
+        h.create_group("t")
+    with pytest.raises(EventFileError, match="'t'"):
+        load_events(f)

@@ -104,12 +104,15 @@ def _h5_probe(path: PathLike, head: bytes, test: Callable[[Any], bool]) -> bool:
     """``test(h5py.File)`` for an HDF5 file; False when not HDF5 or h5py is missing."""
     if not head.startswith(HDF5_MAGIC):
         return False
+    from ._hdf5 import check_global_heaps
+
+    check_global_heaps(path)  # a damaged heap would hang the library: EventFileError
     try:
         import h5py
 
         with h5py.File(path, "r") as f:
             return bool(test(f))
-    except (ImportError, OSError):
+    except Exception:  # noqa: BLE001 - damaged or not ours: the probe says no
         return False
 
 

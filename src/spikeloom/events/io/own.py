@@ -19,6 +19,7 @@ from ...atomic import atomic_write
 from ...errors import EventFileError
 from ..core import EventArray, as_events, make_events
 from ._common import PathLike, _h5_probe, _read_npz, _zip_members
+from ._hdf5 import h5_dataset, h5_errors, h5_open
 from .formats import register_format
 
 __all__ = ["load_events", "save_events"]
@@ -94,13 +95,7 @@ def load_events(path: PathLike) -> EventArray:
             data = _read_npz(p)
             fmt = str(data.get("format", ""))
         elif suffix in _H5_SUFFIXES:
-            import h5py
-
-            with h5py.File(p, "r") as f:
-                data = {k: f[k][()] for k in ("x", "y", "p", "t") if k in f}
-                fmt = _h5_format_tag(f)
-                if "sensor_size" in f.attrs:
-                    data["sensor_size"] = np.asarray(f.attrs["sensor_size"])
+            data, fmt = _read_own_h5(p)
         else:
             raise ValueError(f"unknown suffix {p.suffix!r} for {p}: use .npz, .h5 or .hdf5")
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
@@ -121,6 +116,20 @@ def load_events(path: PathLike) -> EventArray:
         return make_events(data["x"], data["y"], data["p"], data["t"], size)
     except (ValueError, TypeError, OverflowError) as exc:
         raise EventFileError(p, None, f"invalid events: {exc}") from None
+
+
+def _read_own_h5(p: Path) -> tuple[dict[str, Any], str]:
+    """Columns, sensor size and format tag of an own ``.h5`` (structure checked first)."""
+    with h5_open(p) as f:
+        with h5_errors(p, "cannot read the file"):
+            fmt = _h5_format_tag(f)
+            if fmt != _OWN_FORMAT:
+                return {}, fmt
+            cols = {k: h5_dataset(p, f, k, ndim=1, kinds="iu") for k in ("x", "y", "p", "t")}
+            data: dict[str, Any] = {k: ds[()] for k, ds in cols.items()}
+            if "sensor_size" in f.attrs:
+                data["sensor_size"] = np.asarray(f.attrs["sensor_size"])
+    return data, fmt
 
 
 def _h5_format_tag(f: Any) -> str:

@@ -17,11 +17,13 @@ import numpy as np
 from ...errors import EventFileError
 from ..core import EventArray, SensorSize, check_sensor_size, make_events
 from ._common import PathLike, _h5_probe
+from ._hdf5 import h5_dataset, h5_errors, h5_open
 from .formats import register_format
 
 __all__ = ["SHD_SENSOR", "SHDFile", "read_shd"]
 
 SHD_SENSOR: SensorSize = (700, 1, 1)
+_MAX_SECONDS = 1e9  # spike times beyond this (~31 years) are damage; µs must fit int64
 
 
 class SHDFile:
@@ -44,10 +46,14 @@ class SHDFile:
         self._h5: Any = None
         self._pid: int | None = None
         f = self._file()
-        for key in ("spikes/times", "spikes/units", "labels"):
-            if key not in f:
-                raise EventFileError(self.path, None, f"missing dataset '{key}' (not an SHD file?)")
-        n_t, n_u, n_l = len(f["spikes/times"]), len(f["spikes/units"]), len(f["labels"])
+        with h5_errors(self.path, "cannot read the structure"):
+            missing = [k for k in ("spikes/times", "spikes/units", "labels") if k not in f]
+        if missing:
+            raise EventFileError(self.path, None, f"missing dataset {missing} (not an SHD file?)")
+        times = h5_dataset(self.path, f, "spikes/times", ndim=1, kinds="f", vlen=True)
+        units = h5_dataset(self.path, f, "spikes/units", ndim=1, kinds="iu", vlen=True)
+        labels = h5_dataset(self.path, f, "labels", ndim=1, kinds="iu")
+        n_t, n_u, n_l = len(times), len(units), len(labels)
         if not n_t == n_u == n_l:
             raise EventFileError(
                 self.path,
@@ -57,13 +63,8 @@ class SHDFile:
         self._len = n_l
 
     def _file(self) -> Any:
-        import h5py
-
         if self._h5 is None or self._pid != os.getpid():
-            try:
-                self._h5 = h5py.File(self.path, "r")
-            except OSError as exc:
-                raise EventFileError(self.path, None, f"cannot open as HDF5: {exc}") from None
+            self._h5 = h5_open(self.path)
             self._pid = os.getpid()
         return self._h5
 
@@ -77,17 +78,25 @@ class SHDFile:
         if not 0 <= i < self._len:
             raise IndexError(f"sample {index} out of range for {self._len} samples")
         f = self._file()
-        times = np.asarray(f["spikes/times"][i], dtype=np.float64)
-        units = np.asarray(f["spikes/units"][i])
-        label = int(f["labels"][i])
+        with h5_errors(self.path, f"cannot read sample {i}"):
+            times = np.asarray(f["spikes/times"][i], dtype=np.float64)
+            units = np.asarray(f["spikes/units"][i])
+            label = int(f["labels"][i])
         if times.shape != units.shape:
             raise EventFileError(
                 self.path,
                 None,
                 f"sample {i}: {times.size} spike times but {units.size} units",
             )
-        if times.size and (not np.all(np.isfinite(times)) or times.min() < 0):
-            raise EventFileError(self.path, None, f"sample {i}: negative or non-finite times")
+        if times.size and (
+            not np.all(np.isfinite(times)) or times.min() < 0 or times.max() > _MAX_SECONDS
+        ):
+            raise EventFileError(
+                self.path,
+                None,
+                f"sample {i}: spike times must be finite, >= 0 and <= {_MAX_SECONDS:g} s "
+                f"(got {times.min()}..{times.max()})",
+            )
         if units.size and (units.min() < 0 or units.max() >= self.sensor_size[0]):
             raise EventFileError(
                 self.path,
@@ -106,7 +115,9 @@ class SHDFile:
     @property
     def labels(self) -> np.ndarray:
         """All labels ``[K]`` (int64)."""
-        return np.asarray(self._file()["labels"][:], dtype=np.int64)
+        f = self._file()
+        with h5_errors(self.path, "cannot read the labels"):
+            return np.asarray(f["labels"][:], dtype=np.int64)
 
     def close(self) -> None:
         """Close the HDF5 handle (reopened automatically on the next access)."""

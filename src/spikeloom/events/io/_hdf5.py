@@ -1,0 +1,128 @@
+"""Reading HDF5 event files defensively (``h5py``), shared by the SHD and own-format readers.
+
+The HDF5 library trusts the file: a damaged global heap (where variable-length data such as
+SHD spike trains and string attributes live) can make it loop forever, and damaged metadata
+surfaces as ``KeyError``/``OSError``/``RuntimeError``/``ValueError`` from ``h5py``. These
+helpers check the global heaps before the library reads them, check each dataset's kind,
+shape, dtype and size before reading it, and turn whatever ``h5py`` raises into
+:class:`~spikeloom.errors.EventFileError` naming the file.
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import EventFileError
+from ._common import PathLike
+
+_GCOL = b"GCOL"
+_GCOL_HEADER = 16  # signature, version, 3 reserved, collection size (8)
+_GOBJ_HEADER = 16  # heap object index (2), reference count (2), reserved (4), size (8)
+
+
+def _walk_global_heap(path: PathLike, mm: Any, pos: int) -> None:
+    """Walk the objects of the global heap collection at ``pos`` as the HDF5 library does.
+
+    The library advances by each object's (aligned) size; an object of size 0 with index 0
+    makes it loop forever and a size past the collection makes its pointer arithmetic
+    wrap. Both are rejected here, with the offset of the object.
+    """
+    n = len(mm)
+    if pos + _GCOL_HEADER > n:
+        return
+    end = pos + int.from_bytes(mm[pos + 8 : pos + 16], "little")
+    if end > n or end < pos + _GCOL_HEADER:
+        return  # the library fails to read such a collection (no loop)
+    p = pos + _GCOL_HEADER
+    while p + _GOBJ_HEADER <= end:
+        idx = int.from_bytes(mm[p : p + 2], "little")
+        size = int.from_bytes(mm[p + 8 : p + 16], "little")
+        need = size if idx == 0 else _GOBJ_HEADER + ((size + 7) & ~7)
+        if need <= 0 or need > end - p:
+            raise EventFileError(
+                path,
+                p,
+                f"corrupt HDF5 global heap object (index {idx}, size {size}) in the "
+                f"collection at byte {pos}: the file is damaged",
+            )
+        p += need
+
+
+def check_global_heaps(path: PathLike) -> None:
+    """Raise :class:`EventFileError` when a global heap collection of the file is damaged."""
+    p = Path(path)
+    if p.stat().st_size == 0:
+        raise EventFileError(p, 0, "empty file, expected HDF5")
+    with open(p, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        pos = mm.find(_GCOL)
+        while pos >= 0:
+            _walk_global_heap(p, mm, pos)
+            pos = mm.find(_GCOL, pos + 1)
+
+
+@contextmanager
+def h5_errors(path: PathLike, what: str) -> Iterator[None]:
+    """Turn what ``h5py``/HDF5 raise while doing ``what`` into :class:`EventFileError`."""
+    try:
+        yield
+    except EventFileError:
+        raise
+    except (MemoryError, RecursionError) as exc:
+        raise EventFileError(path, None, f"{what}: {type(exc).__name__} (damaged file?)") from None
+    except Exception as exc:  # KeyError, OSError, RuntimeError, ValueError, TypeError...
+        detail = f"{type(exc).__name__}: {exc}"[:300]
+        raise EventFileError(path, None, f"{what}: damaged HDF5 file ({detail})") from None
+
+
+def h5_open(path: PathLike) -> Any:
+    """``h5py.File(path, "r")`` after :func:`check_global_heaps`; errors as EventFileError."""
+    import h5py
+
+    check_global_heaps(path)
+    with h5_errors(path, "cannot open as HDF5"):
+        return h5py.File(path, "r")
+
+
+def h5_dataset(
+    path: PathLike, f: Any, key: str, *, ndim: int, kinds: str, vlen: bool = False
+) -> Any:
+    """The dataset ``f[key]`` after checking its kind, rank, dtype and size (nothing is read).
+
+    Args:
+        kinds: allowed numpy dtype kinds of the elements (of the vlen base type if ``vlen``).
+        vlen: the elements are variable-length arrays (SHD spike trains).
+    """
+    import h5py
+
+    with h5_errors(path, f"cannot read '{key}'"):
+        if key not in f:
+            raise EventFileError(path, None, f"missing dataset '{key}'")
+        ds = f[key]
+        if not isinstance(ds, h5py.Dataset):
+            raise EventFileError(path, None, f"'{key}' is a {type(ds).__name__}, not a dataset")
+        base = h5py.check_vlen_dtype(ds.dtype) if vlen else ds.dtype
+        if base is None or np.dtype(base).kind not in kinds or len(ds.shape) != ndim:
+            raise EventFileError(
+                path,
+                None,
+                f"dataset '{key}' has shape {ds.shape} and dtype {ds.dtype}; expected "
+                f"{ndim}-D {'variable-length ' if vlen else ''}arrays of kind {kinds!r}",
+            )
+        n_items = int(np.prod(ds.shape, dtype=object))
+        stored = int(ds.id.get_storage_size())
+        file_size = Path(path).stat().st_size
+        limit = 100 * file_size if vlen else max(1100 * file_size, 1 << 20)
+        if n_items * (1 if vlen else ds.dtype.itemsize) > limit or stored > file_size:
+            raise EventFileError(
+                path,
+                None,
+                f"dataset '{key}' announces {ds.shape} items ({stored} bytes stored) in a "
+                f"file of {file_size} bytes: damaged",
+            )
+        return ds
