@@ -326,3 +326,66 @@ def test_load_events_h5_wrong_structure(tmp_path: Path) -> None:
         h.create_group("t")
     with pytest.raises(EventFileError, match="'t'"):
         load_events(f)
+
+
+# ------------------------------------------------------------------------------------------
+# AEDAT 4: the `aedat` decoder is fenced
+# ------------------------------------------------------------------------------------------
+
+_AEDAT4_SNIPPET = """
+import resource, sys, warnings
+from spikeloom.events.io import read_aedat4, EventFileError
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+for strict in (True, False):
+    try:
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            ev = read_aedat4(sys.argv[1], strict=strict)
+        print(strict, "ok", ev.size, len(w))
+    except EventFileError as e:
+        print(strict, "EFE", e.offset, e)
+"""
+
+
+def _aedat4_outcome(path: Path) -> list[str]:
+    res = subprocess.run(
+        [sys.executable, "-c", _AEDAT4_SNIPPET, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, f"rc={res.returncode}: {res.stdout[-500:]} {res.stderr[-2000:]}"
+    return res.stdout.splitlines()
+
+
+@pytest.mark.parametrize("value", [0xC3, 0x80, 0xEA])
+def test_aedat4_corrupt_header_byte_is_an_error_not_an_abort(
+    tmp_path: Path, shared_data: Path, value: int
+) -> None:
+    pytest.importorskip("aedat")
+    raw = bytearray((shared_data / "aedat4" / "aestream" / "davis.aedat4").read_bytes())
+    assert raw.index(b"<dv") < 267 < raw.index(b"</dv>")  # inside the XML description
+    raw[267] = value  # 0xC3 aborted the process (SIGABRT), 0x80 raised a Rust panic
+    f = tmp_path / "hdr.aedat4"
+    f.write_bytes(bytes(raw))
+    lines = _aedat4_outcome(f)
+    assert len(lines) == 2 and all(" EFE 267 " in ln and "hdr.aedat4" in ln for ln in lines)
+
+
+def test_aedat4_corrupt_packet_size_strict_false_gets_only_valid_packets(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    pytest.importorskip("aedat")
+    from spikeloom.events.io.aedat4 import _aedat4_layout
+
+    src = shared_data / "aedat4" / "tonic" / "sample.aedat4"
+    raw = bytearray(src.read_bytes())
+    packets = _aedat4_layout(src, bytes(raw)).packets
+    sid, off, size = packets[5]
+    raw[off - 4 : off] = (0xFFFFFFF0).to_bytes(4, "little")  # a 4 GiB size for the decoder
+    f = tmp_path / "size.aedat4"
+    f.write_bytes(bytes(raw))
+    strict_line, lenient_line = _aedat4_outcome(f)
+    assert strict_line.startswith(f"True EFE {off - 8} ")
+    assert lenient_line.startswith("False ok ") and lenient_line.endswith(" 1")  # 1 warning
+    assert int(lenient_line.split()[2]) > 0  # the events of the packets before the damage

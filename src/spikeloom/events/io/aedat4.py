@@ -10,8 +10,11 @@ only when a file is read.
 from __future__ import annotations
 
 import struct
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import numpy as np
 
@@ -23,6 +26,9 @@ from .formats import register_format
 __all__ = ["Aedat4Layout", "read_aedat4"]
 
 _AEDAT4_MAGIC = b"#!AER-DAT4.0\r\n"
+_COMPRESSIONS = (0, 1, 2, 3, 4)
+_NOT_DAMAGE = (KeyboardInterrupt, SystemExit, GeneratorExit)
+"""Base exceptions let through; any other (Rust panics are BaseException) means damage."""
 
 
 @dataclass
@@ -44,6 +50,66 @@ class Aedat4Layout:
     problem: tuple[int, str] | None
 
 
+def _parse_ioheader(path: PathLike, fb: bytes, base: int) -> tuple[int, int, str]:
+    """``(compression, data table position, XML info)`` of the IOHeader FlatBuffer ``fb``.
+
+    ``base`` is the byte offset of ``fb`` in the file (for the error messages). The XML
+    stream description must be ASCII and well-formed: the ``aedat`` decoder panics, or
+    aborts the process, on other bytes there.
+    """
+    try:
+        (root,) = struct.unpack_from("<I", fb, 0)
+        if fb[4:8] != b"IOHE":
+            raise EventFileError(path, base + 4, f"expected FlatBuffer id b'IOHE', got {fb[4:8]!r}")
+        (vt_rel,) = struct.unpack_from("<i", fb, root)
+        vt = root - vt_rel
+        if not 0 <= vt < len(fb):
+            raise struct.error(f"vtable offset {vt} outside the IOHeader")
+        (vt_size,) = struct.unpack_from("<H", fb, vt)
+        n_fields = (vt_size - 4) // 2
+        offs = struct.unpack_from(f"<{max(n_fields, 0)}H", fb, vt + 4)
+        compression = (
+            struct.unpack_from("<i", fb, root + offs[0])[0] if n_fields > 0 and offs[0] else 0
+        )
+        dtp = struct.unpack_from("<q", fb, root + offs[1])[0] if n_fields > 1 and offs[1] else -1
+        info_at, raw_info = -1, b""
+        if n_fields > 2 and offs[2]:
+            sp = root + offs[2]
+            sp += struct.unpack_from("<I", fb, sp)[0]
+            (slen,) = struct.unpack_from("<I", fb, sp)
+            info_at, raw_info = sp + 4, fb[sp + 4 : sp + 4 + slen]
+            if len(raw_info) != slen:
+                raise struct.error(f"info string of {slen} bytes runs past the IOHeader")
+    except struct.error as exc:
+        raise EventFileError(path, base, f"corrupt IOHeader FlatBuffer ({exc})") from None
+    if compression not in _COMPRESSIONS:
+        raise EventFileError(path, base, f"unknown compression {compression} in the IOHeader")
+    return compression, dtp, _check_info(path, raw_info, base + info_at)
+
+
+def _check_info(path: PathLike, raw: bytes, offset: int) -> str:
+    """The XML stream description, checked to be ASCII and well-formed XML."""
+    bad = next((i for i, b in enumerate(raw) if b > 0x7E or (b < 0x20 and b not in b"\t\r\n")), -1)
+    if bad >= 0:
+        raise EventFileError(
+            path,
+            offset + bad,
+            f"byte 0x{raw[bad]:02X} in the XML stream description (damaged header; the "
+            f"'aedat' decoder needs plain ASCII there)",
+        )
+    if not raw:
+        raise EventFileError(path, None, "the IOHeader has no stream description")
+    info = raw.decode("ascii")
+    try:
+        ElementTree.fromstring(info)
+    except ElementTree.ParseError as exc:
+        line, col = exc.position
+        raise EventFileError(
+            path, offset, f"malformed XML stream description (line {line}, column {col})"
+        ) from None
+    return info
+
+
 def _aedat4_layout(path: PathLike, buf: bytes) -> Aedat4Layout:
     m = len(_AEDAT4_MAGIC)
     if buf[:m] != _AEDAT4_MAGIC:
@@ -55,29 +121,7 @@ def _aedat4_layout(path: PathLike, buf: bytes) -> Aedat4Layout:
         raise EventFileError(
             path, m + 4, f"IOHeader announces {n} bytes but {len(buf) - m - 4} are left"
         )
-    fb = buf[m + 4 : m + 4 + n]
-    try:
-        (root,) = struct.unpack_from("<I", fb, 0)
-        if fb[4:8] != b"IOHE":
-            raise EventFileError(path, m + 8, f"expected FlatBuffer id b'IOHE', got {fb[4:8]!r}")
-        (vt_rel,) = struct.unpack_from("<i", fb, root)
-        vt = root - vt_rel
-        (vt_size,) = struct.unpack_from("<H", fb, vt)
-        n_fields = (vt_size - 4) // 2
-        offs = struct.unpack_from(f"<{n_fields}H", fb, vt + 4)
-        compression = (
-            struct.unpack_from("<i", fb, root + offs[0])[0] if n_fields > 0 and offs[0] else 0
-        )
-        dtp = struct.unpack_from("<q", fb, root + offs[1])[0] if n_fields > 1 and offs[1] else -1
-        info = ""
-        if n_fields > 2 and offs[2]:
-            sp = root + offs[2]
-            sp += struct.unpack_from("<I", fb, sp)[0]
-            (slen,) = struct.unpack_from("<I", fb, sp)
-            info = fb[sp + 4 : sp + 4 + slen].decode("utf-8", errors="replace")
-    except struct.error as exc:
-        raise EventFileError(path, m + 4, f"corrupt IOHeader FlatBuffer ({exc})") from None
-
+    compression, dtp, info = _parse_ioheader(path, buf[m + 4 : m + 4 + n], m + 4)
     pos = m + 4 + n
     stop = len(buf) if dtp < 0 else min(dtp, len(buf))
     packets: list[tuple[int, int, int]] = []
@@ -169,21 +213,18 @@ def read_aedat4(
     layout = _aedat4_layout(path, buf)
     if layout.problem is not None and strict:
         raise EventFileError(path, *layout.problem)
-    try:
-        decoder = aedat.Decoder(str(path))
-        streams = decoder.id_to_stream()
-    except Exception as exc:  # the Rust decoder raises RuntimeError/OSError
-        raise EventFileError(path, None, f"aedat could not open the file: {exc}") from None
-    stream_id, desc = _event_stream(path, streams, stream_id)
-    size = check_sensor_size((int(desc["width"]), int(desc["height"]), 2))
-    chunks: list[np.ndarray] = []
-    failure: str | None = None
-    try:
-        for packet in decoder:
-            if packet["stream_id"] == stream_id and "events" in packet:
-                chunks.append(packet["events"])
-    except Exception as exc:
-        failure = str(exc)
+    if layout.problem is None:
+        size, chunks, failure = _decode(aedat, path, path, stream_id)
+    else:  # the decoder gets only the packets validated above (a valid file prefix)
+        last = layout.packets[-1] if layout.packets else None
+        cut = last[1] + last[2] if last else len(_AEDAT4_MAGIC) + 4
+        if last is None:
+            (n,) = struct.unpack_from("<I", buf, len(_AEDAT4_MAGIC))
+            cut += n
+        with tempfile.TemporaryDirectory(prefix="spikeloom-aedat4-") as tmp:
+            part = Path(tmp) / "valid-prefix.aedat4"
+            part.write_bytes(buf[:cut])
+            size, chunks, failure = _decode(aedat, path, part, stream_id)
     n_ok = int(sum(c.size for c in chunks))
     if failure is not None or layout.problem is not None:
         offset, detail = layout.problem if layout.problem is not None else (None, "")
@@ -192,17 +233,55 @@ def read_aedat4(
         _damaged(path, offset, detail, strict, n_ok)
     out = np.empty(n_ok, dtype=EVENT_DTYPE)
     pos = 0
-    for c in chunks:
-        sl = slice(pos, pos + c.size)
-        out["t"][sl] = c["t"]
-        out["x"][sl] = c["x"]
-        out["y"][sl] = c["y"]
-        out["p"][sl] = c["on"]
-        pos += c.size
     try:
+        for c in chunks:
+            sl = slice(pos, pos + c.size)
+            out["t"][sl] = c["t"]
+            out["x"][sl] = c["x"]
+            out["y"][sl] = c["y"]
+            out["p"][sl] = c["on"]
+            pos += c.size
         return as_events(out, size)
-    except ValueError as exc:
-        raise EventFileError(path, None, f"event outside the declared stream size: {exc}") from None
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
+        raise EventFileError(path, None, f"invalid events from the decoder: {exc}") from None
+
+
+def _decode(
+    aedat: Any, path: PathLike, decode_path: PathLike, stream_id: int | None
+) -> tuple[tuple[int, int, int], list[np.ndarray], str | None]:
+    """Run the ``aedat`` decoder on ``decode_path``: sensor size, event chunks, failure.
+
+    Whatever the decoder raises, Rust panics (``pyo3_runtime.PanicException``, a
+    ``BaseException``) included, becomes :class:`EventFileError` naming ``path`` (opening)
+    or the returned failure text (decoding: the chunks before it are kept).
+    """
+    try:
+        decoder = aedat.Decoder(str(decode_path))
+        streams = decoder.id_to_stream()
+    except _NOT_DAMAGE:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - RuntimeError, OSError, Rust panics
+        raise EventFileError(
+            path, None, f"aedat could not open the file: {type(exc).__name__}: {exc}"
+        ) from None
+    stream_id, desc = _event_stream(path, streams, stream_id)
+    try:
+        size = check_sensor_size((int(desc["width"]), int(desc["height"]), 2))
+    except (KeyError, ValueError, TypeError, OverflowError) as exc:
+        raise EventFileError(
+            path, None, f"bad sensor size in the stream description: {exc}"
+        ) from None
+    chunks: list[np.ndarray] = []
+    failure: str | None = None
+    try:
+        for packet in decoder:
+            if packet["stream_id"] == stream_id and "events" in packet:
+                chunks.append(packet["events"])
+    except _NOT_DAMAGE:
+        raise
+    except BaseException as exc:  # noqa: BLE001
+        failure = f"{type(exc).__name__}: {exc}"
+    return size, chunks, failure
 
 
 register_format(
