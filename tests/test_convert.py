@@ -323,7 +323,7 @@ def test_small_images_warn_about_the_crop_and_meta_is_written(image_tree, tmp_pa
         assert main([str(image_tree), str(out), "--size", "28", "--min-events", "0",
                      "--no-progress"]) == 0
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["sensor_size"] == [224, 224, 2] and meta["T"] == 8 and meta["size"] == 28
+    assert meta["sensor_size"] == [32, 32, 2] and meta["T"] == 8 and meta["size"] == 28
     assert meta["splits"]["train"]["num_classes"] == len(list(image_tree.iterdir()))
     out2 = tmp_path / "nocrop"
     import warnings

@@ -113,31 +113,15 @@ class ConvertOptions:
         if self.crop is not None and not (0 <= self.crop[0] < self.crop[1] <= 256):
             raise ConvertError(f"--crop LO HI needs 0 <= LO < HI <= 256, got {self.crop}")
 
-    def kept_fraction(self) -> float:
-        """Share of a ``size``-pixel image's rows (and columns) that the crop keeps (the image
-        sits at offset ``pad / 2`` on the ``size + pad`` canvas)."""
-        if self.crop is None:
-            return 1.0
-        lo, hi = ES_IMAGENET.pad // 2, ES_IMAGENET.pad // 2 + self.size
-        return max(0, min(self.crop[1], hi) - max(self.crop[0], lo)) / self.size
-
     def crop_warning(self) -> str | None:
         """A warning when the crop discards much of the image (e.g. ``--size 28`` with the
         ES-ImageNet crop 16..240 keeps only rows and columns >= 16)."""
-        kept = self.kept_fraction()
+        kept = ES_IMAGENET.replace(size=self.size, crop=self.crop).kept_fraction()
         if kept >= 0.8:
             return None
         return (f"--crop {self.crop[0]} {self.crop[1]} keeps only {kept:.0%} of the rows and "
                 f"columns of a {self.size}-pixel image (the default crop is made for --size "
                 f"{ES_IMAGENET.size}); pass --no-crop to keep every event")
-
-    def sensor_size(self) -> tuple[int, int, int]:
-        """``(W, H, P)`` of the written events: the crop window, or the whole canvas."""
-        if self.crop is None:
-            side = self.size + ES_IMAGENET.pad
-            return side, side, 2
-        side = self.crop[1] - self.crop[0]
-        return side, side, 2
 
 
 @dataclass(frozen=True)
@@ -533,16 +517,7 @@ def run_conversion(
             results.close()  # stops the worker pool at once, also after an error
             bar.close()
 
-    kept = [job for job in mine if job.rel in records and records[job.rel].status == "kept"]
-    summary: dict[str, object] = {
-        "converted": len(todo) - len(errors),
-        "skipped": len(mine) - len(todo),
-        "kept": len(kept),
-        "discarded": sum(1 for job in mine if job.rel in records
-                         and records[job.rel].status == "discarded"),
-        "errors": errors,
-        "assembled": False,
-    }
+    kept, summary = _summary(mine, todo, errors, records)
     if errors:
         return summary
     part = "".join(
@@ -552,6 +527,21 @@ def run_conversion(
     atomic_write_text(state / f"{split}label.part{i}of{n}", part)
     summary["assembled"] = _assemble(out, split, n)
     return summary
+
+
+def _summary(mine: Sequence[Job], todo: Sequence[Job], errors: list[str],
+             records: dict[str, Record]) -> tuple[list[Job], dict[str, object]]:
+    """The kept jobs of this shard and the summary of :func:`run_conversion`."""
+    status = {rel: rec.status for rel, rec in records.items()}
+    kept = [job for job in mine if status.get(job.rel) == "kept"]
+    return kept, {
+        "converted": len(todo) - len(errors),
+        "skipped": len(mine) - len(todo),
+        "kept": len(kept),
+        "discarded": sum(1 for job in mine if status.get(job.rel) == "discarded"),
+        "errors": errors,
+        "assembled": False,
+    }
 
 
 META_NAME = "meta.json"
@@ -565,8 +555,8 @@ def _write_meta(out: Path, split: str, jobs: Sequence[Job], options: ConvertOpti
     labels = sorted({int(job.label) for job in jobs})
     meta.update({
         "format": "spikeloom-convert/1",
-        "sensor_size": list(options.sensor_size()),
-        "T": len(ES_IMAGENET.trajectory) - 1,
+        "sensor_size": [options.size + ES_IMAGENET.pad] * 2 + [2],  # canvas coordinates
+        "T": ES_IMAGENET.steps,
         "size": options.size, "crop": list(options.crop) if options.crop else None,
         "threshold": options.threshold, "min_events": options.min_events,
     })

@@ -124,6 +124,19 @@ class ESImageNetGeometry:
         lo, hi = self.window if self.window is not None else (1, self.size + 1)
         return hi - lo
 
+    @property
+    def canvas_side(self) -> int:
+        """Side of the canvas of a ``size``-pixel image: event coordinates lie below it."""
+        return self.size + self.pad
+
+    def kept_fraction(self) -> float:
+        """Share of the image's rows (and columns) inside the crop (the image sits at offset
+        ``pad / 2`` on the canvas); 1 without a crop."""
+        if self.crop is None:
+            return 1.0
+        lo, hi = self.pad // 2, self.pad // 2 + self.size
+        return max(0, min(self.crop[1], hi) - max(self.crop[0], lo)) / self.size
+
     def replace(self, **changes: Any) -> ESImageNetGeometry:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
