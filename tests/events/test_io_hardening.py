@@ -18,6 +18,7 @@ from spikeloom.events.io import (
     EventFileError,
     load_events,
     read_aedat2,
+    read_aedat4,
     read_aedat31,
     read_es_imagenet_npz,
     read_gesture_labels,
@@ -389,3 +390,18 @@ def test_aedat4_corrupt_packet_size_strict_false_gets_only_valid_packets(
     assert strict_line.startswith(f"True EFE {off - 8} ")
     assert lenient_line.startswith("False ok ") and lenient_line.endswith(" 1")  # 1 warning
     assert int(lenient_line.split()[2]) > 0  # the events of the packets before the damage
+
+
+def test_aedat4_negative_timestamps_from_a_damaged_payload(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    pytest.importorskip("aedat")
+    raw = bytearray((shared_data / "aedat4" / "tonic" / "sample.aedat4").read_bytes())
+    raw[730206] ^= 1 << 1  # found by test_io_fuzz: the LZ4 payload decodes to t < 0
+    f = tmp_path / "neg.aedat4"
+    f.write_bytes(bytes(raw))
+    with pytest.raises(EventFileError, match="negative timestamp"):
+        read_aedat4(f)
+    with pytest.warns(UserWarning, match="negative timestamp"):
+        part = read_aedat4(f, strict=False)
+    assert part.size > 0 and (part["t"] >= 0).all()

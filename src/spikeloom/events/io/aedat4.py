@@ -27,6 +27,7 @@ __all__ = ["Aedat4Layout", "read_aedat4"]
 
 _AEDAT4_MAGIC = b"#!AER-DAT4.0\r\n"
 _COMPRESSIONS = (0, 1, 2, 3, 4)
+_T_MAX = 2**63 - 1
 _NOT_DAMAGE = (KeyboardInterrupt, SystemExit, GeneratorExit)
 """Base exceptions let through; any other (Rust panics are BaseException) means damage."""
 
@@ -225,6 +226,7 @@ def read_aedat4(
             part = Path(tmp) / "valid-prefix.aedat4"
             part.write_bytes(buf[:cut])
             size, chunks, failure = _decode(aedat, path, part, stream_id)
+    chunks, failure = _drop_negative_times(chunks, failure)
     n_ok = int(sum(c.size for c in chunks))
     if failure is not None or layout.problem is not None:
         offset, detail = layout.problem if layout.problem is not None else (None, "")
@@ -244,6 +246,23 @@ def read_aedat4(
         return as_events(out, size)
     except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise EventFileError(path, None, f"invalid events from the decoder: {exc}") from None
+
+
+def _drop_negative_times(
+    chunks: list[np.ndarray], failure: str | None
+) -> tuple[list[np.ndarray], str | None]:
+    """Keep the chunks before the first one holding a negative timestamp (a damaged payload
+    that still decompressed); the failure text then says so."""
+    for k, c in enumerate(chunks):
+        try:
+            t = c["t"]
+            bad = bool(c.size) and (int(t.min()) < 0 or int(t.max()) > _T_MAX)
+        except (KeyError, ValueError, TypeError, IndexError):
+            bad = True
+        if bad:
+            detail = f"decoded packet {k} has a negative timestamp (or one past int64) or no 't'"
+            return chunks[:k], detail if failure is None else f"{detail}; {failure}"
+    return chunks, failure
 
 
 def _decode(
