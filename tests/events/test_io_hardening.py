@@ -405,3 +405,15 @@ def test_aedat4_negative_timestamps_from_a_damaged_payload(
     with pytest.warns(UserWarning, match="negative timestamp"):
         part = read_aedat4(f, strict=False)
     assert part.size > 0 and (part["t"] >= 0).all()
+
+
+def test_read_events_unsupported_zip_version_is_an_event_file_error(tmp_path: Path) -> None:
+    from spikeloom.events.io import read_events
+
+    f = tmp_path / "v.npz"
+    save_events(f, _events(10, (34, 34, 2)))
+    raw = bytearray(f.read_bytes())
+    struct.pack_into("<B", raw, raw.index(b"PK\x01\x02") + 6, 245)  # "zip file version 24.5"
+    f.write_bytes(bytes(raw))
+    with pytest.raises(EventFileError, match="v.npz"):
+        read_events(f)

@@ -96,7 +96,7 @@ def _zip_members(path: PathLike, head: bytes) -> set[str]:
     try:
         with zipfile.ZipFile(path) as z:
             return set(z.namelist())
-    except (zipfile.BadZipFile, OSError):
+    except Exception:  # noqa: BLE001 - BadZipFile, NotImplementedError...: not a usable zip
         return set()
 
 
