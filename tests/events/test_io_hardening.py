@@ -417,3 +417,40 @@ def test_read_events_unsupported_zip_version_is_an_event_file_error(tmp_path: Pa
     f.write_bytes(bytes(raw))
     with pytest.raises(EventFileError, match="v.npz"):
         read_events(f)
+
+
+def test_shd_vlen_reference_not_matching_the_heap_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    f = tmp_path / "ref.h5"
+    _write_shd(f, [[0.1, 0.2], [0.3, 0.4, 0.5]], [[1, 2], [3, 4, 5]], [0, 1])
+    with h5py.File(f, "r") as h:
+        off = h["spikes/times"].id.get_offset()
+    raw = bytearray(f.read_bytes())
+    assert struct.unpack_from("<I", raw, off + 16)[0] == 3
+    struct.pack_into("<I", raw, off + 16, 0x8303)  # sample 1 claims 33539 spike times
+    f.write_bytes(bytes(raw))  # found by test_io_fuzz (seed 8): the HDF5 library segfaulted
+    out = _isolated(
+        "from spikeloom.events.io import read_shd, EventFileError\n"
+        "try:\n"
+        f"    shd = read_shd({str(f)!r}); [shd[i] for i in range(len(shd))]\n"
+        "except EventFileError as e:\n"
+        "    print('EFE', e.offset, e)\n"
+    )
+    assert out.startswith(f"EFE {off + 16} ") and "ref.h5" in out
+
+
+def test_shd_damaged_vlen_datatype_is_not_a_segfault(tmp_path: Path) -> None:
+    f = tmp_path / "seg.h5"
+    _write_shd(f, [[0.1, 0.2], [0.3]], [[1, 2], [3]], [0, 1])
+    raw = bytearray(f.read_bytes())
+    msg = bytes.fromhex("1900000010000000" + "1000000002000000")  # vlen of uint16 (units)
+    at = raw.index(msg)
+    raw[at + 1] = 0x83  # vlen class bits (found by test_io_fuzz, seed 8): HDF5 segfaulted
+    f.write_bytes(bytes(raw))
+    out = _isolated(
+        "from spikeloom.events.io import read_shd, EventFileError\n"
+        "try:\n"
+        f"    shd = read_shd({str(f)!r}); print([shd[i][0]['x'].tolist() for i in range(2)])\n"
+        "except EventFileError as e:\n"
+        "    print('EFE', e.offset, e)\n"
+    )
+    assert out.startswith("EFE ") or out.strip() == "[[1, 2], [3]]"

@@ -26,7 +26,9 @@ _GCOL_HEADER = 16  # signature, version, 3 reserved, collection size (8)
 _GOBJ_HEADER = 16  # heap object index (2), reference count (2), reserved (4), size (8)
 
 
-def _walk_global_heap(path: PathLike, mm: Any, pos: int) -> None:
+def _walk_global_heap(
+    path: PathLike, mm: Any, pos: int, objects: dict[tuple[int, int], tuple[int, int]]
+) -> None:
     """Walk the objects of the global heap collection at ``pos`` as the HDF5 library does.
 
     The library advances by each object's (aligned) size; an object of size 0 with index 0
@@ -51,19 +53,27 @@ def _walk_global_heap(path: PathLike, mm: Any, pos: int) -> None:
                 f"corrupt HDF5 global heap object (index {idx}, size {size}) in the "
                 f"collection at byte {pos}: the file is damaged",
             )
+        if idx > 0:
+            objects[(pos, idx)] = (p + _GOBJ_HEADER, size)
         p += need
 
 
-def check_global_heaps(path: PathLike) -> None:
-    """Raise :class:`EventFileError` when a global heap collection of the file is damaged."""
+def check_global_heaps(path: PathLike) -> dict[tuple[int, int], tuple[int, int]]:
+    """Raise :class:`EventFileError` when a global heap collection of the file is damaged.
+
+    Returns:
+        ``{(collection offset, object index): (data offset, size)}`` of the heap objects.
+    """
     p = Path(path)
     if p.stat().st_size == 0:
         raise EventFileError(p, 0, "empty file, expected HDF5")
     with open(p, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        objects: dict[tuple[int, int], tuple[int, int]] = {}
         pos = mm.find(_GCOL)
         while pos >= 0:
-            _walk_global_heap(p, mm, pos)
+            _walk_global_heap(p, mm, pos, objects)
             pos = mm.find(_GCOL, pos + 1)
+    return objects
 
 
 @contextmanager
@@ -126,3 +136,58 @@ def h5_dataset(
                 f"file of {file_size} bytes: damaged",
             )
         return ds
+
+
+_HVL = np.dtype([("n", "<u4"), ("addr", "<u8"), ("idx", "<u4")])
+"""On-disk reference of one variable-length sequence: length, heap collection, object."""
+
+
+class VlenColumn:
+    """Elements of a 1-D variable-length dataset, read from the global heap without HDF5.
+
+    For a contiguous dataset in a file without user block, each element's on-disk reference
+    (length, collection offset, object index) is checked against the global heap objects
+    found by :func:`check_global_heaps` and the bytes are read directly (the HDF5 library
+    crashes on some damaged type or reference data). Other layouts (chunked, compressed)
+    are read through ``h5py``, errors as :class:`EventFileError`.
+    """
+
+    def __init__(self, path: PathLike, f: Any, key: str, base: np.dtype) -> None:
+        self.path, self.key, self.base = Path(path), key, np.dtype(base)
+        self.refs: np.ndarray | None = None
+        with h5_errors(path, f"cannot read '{key}'"):
+            ds = f[key]
+            n, off = len(ds), ds.id.get_offset()
+            direct = off is not None and f.userblock_size == 0
+            stored = int(ds.id.get_storage_size())
+        if not direct:
+            return
+        if stored != n * _HVL.itemsize or off + stored > self.path.stat().st_size:
+            raise EventFileError(
+                path, off, f"'{key}': {stored} bytes of references stored for {n} elements"
+            )
+        with open(self.path, "rb") as fh:
+            fh.seek(off)
+            self.refs = np.frombuffer(fh.read(stored), dtype=_HVL)
+        self.offset = off
+        self.heap = check_global_heaps(path)
+
+    def read(self, f: Any, i: int) -> np.ndarray:
+        """Element ``i`` as a 1-D array of the base dtype."""
+        if self.refs is None:
+            with h5_errors(self.path, f"cannot read element {i} of '{self.key}'"):
+                return np.asarray(f[self.key][i])
+        n, addr, idx = (int(v) for v in self.refs[i].tolist())
+        if n == 0:
+            return np.zeros(0, dtype=self.base)
+        obj = self.heap.get((addr, idx))
+        if obj is None or obj[1] != n * self.base.itemsize:
+            raise EventFileError(
+                self.path,
+                self.offset + i * _HVL.itemsize,
+                f"element {i} of '{self.key}' refers to {n} values in heap object "
+                f"({addr}, {idx}), which is {'missing' if obj is None else f'{obj[1]} bytes'}",
+            )
+        with open(self.path, "rb") as fh:
+            fh.seek(obj[0])
+            return np.frombuffer(fh.read(obj[1]), dtype=self.base)

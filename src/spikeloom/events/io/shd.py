@@ -17,7 +17,7 @@ import numpy as np
 from ...errors import EventFileError
 from ..core import EventArray, SensorSize, check_sensor_size, make_events
 from ._common import PathLike, _h5_probe
-from ._hdf5 import h5_dataset, h5_errors, h5_open
+from ._hdf5 import VlenColumn, h5_dataset, h5_errors, h5_open
 from .formats import register_format
 
 __all__ = ["SHD_SENSOR", "SHDFile", "read_shd"]
@@ -45,6 +45,8 @@ class SHDFile:
         self.sensor_size: SensorSize = check_sensor_size((n_channels, 1, 1))
         self._h5: Any = None
         self._pid: int | None = None
+        import h5py
+
         f = self._file()
         with h5_errors(self.path, "cannot read the structure"):
             missing = [k for k in ("spikes/times", "spikes/units", "labels") if k not in f]
@@ -53,6 +55,8 @@ class SHDFile:
         times = h5_dataset(self.path, f, "spikes/times", ndim=1, kinds="f", vlen=True)
         units = h5_dataset(self.path, f, "spikes/units", ndim=1, kinds="iu", vlen=True)
         labels = h5_dataset(self.path, f, "labels", ndim=1, kinds="iu")
+        self._times = VlenColumn(self.path, f, "spikes/times", h5py.check_vlen_dtype(times.dtype))
+        self._units = VlenColumn(self.path, f, "spikes/units", h5py.check_vlen_dtype(units.dtype))
         n_t, n_u, n_l = len(times), len(units), len(labels)
         if not n_t == n_u == n_l:
             raise EventFileError(
@@ -78,9 +82,9 @@ class SHDFile:
         if not 0 <= i < self._len:
             raise IndexError(f"sample {index} out of range for {self._len} samples")
         f = self._file()
+        times = self._times.read(f, i).astype(np.float64)
+        units = self._units.read(f, i)
         with h5_errors(self.path, f"cannot read sample {i}"):
-            times = np.asarray(f["spikes/times"][i], dtype=np.float64)
-            units = np.asarray(f["spikes/units"][i])
             label = int(f["labels"][i])
         if times.shape != units.shape:
             raise EventFileError(
