@@ -192,7 +192,6 @@ def read_aedat2(
         raise ValueError(
             f"camera must be 'auto' or one of {sorted(AEDAT2_CAMERAS)}, got {camera!r}"
         )
-    size = AEDAT2_CAMERAS[camera]
     start = header.data_offset
     n_bytes = len(buf) - start
     n = n_bytes // _AEDAT2_EVENT.itemsize
@@ -207,6 +206,14 @@ def read_aedat2(
             n,
         )
     rec = np.frombuffer(buf, dtype=_AEDAT2_EVENT, count=n, offset=start)
+    return _decode_aedat2(path, rec, start, camera, keep_special)
+
+
+def _decode_aedat2(
+    path: PathLike, rec: np.ndarray, start: int, camera: str, keep_special: bool
+) -> EventArray:
+    """Polarity events of the ``(address, t)`` records (payload from byte ``start``)."""
+    size = AEDAT2_CAMERAS[camera]
     a = rec["a"].astype(np.uint32)
     t = rec["t"].astype(np.int64)
     if camera == "dvs128":
