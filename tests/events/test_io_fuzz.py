@@ -64,6 +64,12 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
             ft[i] = np.sort(rng.random(20 + i)).astype(np.float32)
             fu[i] = rng.integers(0, 700, 20 + i).astype(np.uint16)
         f.create_dataset("labels", data=np.array([1, 2, 3], np.uint8))
+    with h5py.File(d / "shdc.h5", "w") as f:  # chunked + gzip: another read path
+        for key, dt in (("spikes/times", np.float32), ("spikes/units", np.uint16)):
+            ds = f.create_dataset(key, (3,), dtype=h5py.vlen_dtype(dt), compression="gzip")
+            for i in range(3):
+                ds[i] = (rng.random(20 + i) * (1 if dt is np.float32 else 700)).astype(dt)
+        f.create_dataset("labels", data=np.array([1, 2, 3], np.uint8))
     (d / "labels.csv").write_text(
         "class,startTime_usec,endTime_usec\n1,100,900\n5,1000,2500\n11,3000,3100\n"
     )
@@ -78,7 +84,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
         "aedat4": [],
         "own": [d / n for n in ("o.npz", "oc.npz", "o.h5", "oc.h5")],
         "es_imagenet": [d / "es.npz"],
-        "shd": [d / "shd.h5"],
+        "shd": [d / "shd.h5", d / "shdc.h5"],
         "labels": [d / "labels.csv"],
         "idx": [d / "i.idx", d / "i.idx.gz"],
         "read_events": [d / n for n in ("w.bin", "dvs.aedat", "g.aedat", "o.npz", "o.h5")],

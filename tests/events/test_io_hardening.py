@@ -454,3 +454,40 @@ def test_shd_damaged_vlen_datatype_is_not_a_segfault(tmp_path: Path) -> None:
         "    print('EFE', e.offset, e)\n"
     )
     assert out.startswith("EFE ") or out.strip() == "[[1, 2], [3]]"
+
+
+def _write_shd_gzip(path: Path) -> None:
+    rng = np.random.default_rng(1)
+    with h5py.File(path, "w") as f:
+        vf, vu = h5py.vlen_dtype(np.float32), h5py.vlen_dtype(np.uint16)
+        ft = f.create_dataset("spikes/times", (3,), dtype=vf, compression="gzip", chunks=(2,))
+        fu = f.create_dataset("spikes/units", (3,), dtype=vu, compression="gzip", chunks=(2,))
+        for i in range(3):
+            ft[i] = np.sort(rng.random(20 + i)).astype(np.float32)
+            fu[i] = rng.integers(0, 700, 20 + i).astype(np.uint16)
+        f.create_dataset("labels", data=np.array([1, 2, 3], np.uint8))
+
+
+def test_shd_gzip_chunks_read_without_the_library_vlen_path(tmp_path: Path) -> None:
+    f = tmp_path / "c.h5"
+    _write_shd_gzip(f)
+    with h5py.File(f, "r") as h:
+        expected = [(h["spikes/units"][i], h["spikes/times"][i]) for i in range(3)]
+    shd = read_shd(f)
+    for i, (units, times) in enumerate(expected):
+        ev, _ = shd[i]
+        assert ev["x"].tolist() == units.tolist()
+        assert ev["t"].tolist() == np.rint(times.astype(np.float64) * 1e6).astype(int).tolist()
+    raw = bytearray(f.read_bytes())
+    for at, v in ((7861, 0xCB), (12366, 0x49), (1889, 0x7C)):  # test_io_fuzz seed 2: segfault
+        if at < len(raw):
+            raw[at] = v
+    f.write_bytes(bytes(raw))
+    out = _isolated(
+        "from spikeloom.events.io import read_shd, EventFileError\n"
+        "try:\n"
+        f"    shd = read_shd({str(f)!r}); [shd[i] for i in range(len(shd))]; print('ok')\n"
+        "except EventFileError as e:\n"
+        "    print('EFE', e.offset, e)\n"
+    )
+    assert out.startswith(("ok", "EFE "))

@@ -11,6 +11,7 @@ shape, dtype and size before reading it, and turn whatever ``h5py`` raises into
 from __future__ import annotations
 
 import mmap
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -142,14 +143,36 @@ _HVL = np.dtype([("n", "<u4"), ("addr", "<u8"), ("idx", "<u4")])
 """On-disk reference of one variable-length sequence: length, heap collection, object."""
 
 
+def _chunked_refs(path: PathLike, ds: Any) -> np.ndarray | None:
+    """On-disk references of a 1-D chunked vlen dataset (raw chunks, inflated here), or
+    ``None`` for filters other than gzip (read through ``h5py`` then)."""
+    if ds.chunks is None or len(ds.chunks) != 1 or ds.compression not in (None, "gzip"):
+        return None
+    if ds.shuffle or ds.fletcher32 or ds.scaleoffset is not None:
+        return None
+    n, cs = len(ds), int(ds.chunks[0])
+    parts = []
+    for start in range(0, n, cs):
+        mask, data = ds.id.read_direct_chunk((start,))
+        if ds.compression == "gzip" and not mask & 1:
+            inflate = zlib.decompressobj()
+            data = inflate.decompress(data, cs * _HVL.itemsize + 1)
+        if len(data) != cs * _HVL.itemsize:
+            raise EventFileError(
+                path, None, f"chunk at element {start} holds {len(data)} bytes, expected {cs * 16}"
+            )
+        parts.append(np.frombuffer(data, dtype=_HVL)[: n - start])
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=_HVL)
+
+
 class VlenColumn:
     """Elements of a 1-D variable-length dataset, read from the global heap without HDF5.
 
-    For a contiguous dataset in a file without user block, each element's on-disk reference
-    (length, collection offset, object index) is checked against the global heap objects
-    found by :func:`check_global_heaps` and the bytes are read directly (the HDF5 library
-    crashes on some damaged type or reference data). Other layouts (chunked, compressed)
-    are read through ``h5py``, errors as :class:`EventFileError`.
+    For a contiguous or chunked (optionally gzip) dataset in a file without user block, each
+    element's on-disk reference (length, collection offset, object index) is checked against
+    the global heap objects found by :func:`check_global_heaps` and the bytes are read
+    directly (the HDF5 library crashes on some damaged type or reference data). Other
+    filters are read through ``h5py``, errors as :class:`EventFileError`.
     """
 
     def __init__(self, path: PathLike, f: Any, key: str, base: np.dtype) -> None:
@@ -158,10 +181,14 @@ class VlenColumn:
         with h5_errors(path, f"cannot read '{key}'"):
             ds = f[key]
             n, off = len(ds), ds.id.get_offset()
-            direct = off is not None and f.userblock_size == 0
             stored = int(ds.id.get_storage_size())
-        if not direct:
-            return
+            if f.userblock_size != 0:
+                return
+            if off is None:
+                self.refs = _chunked_refs(path, ds)
+                if self.refs is not None:
+                    self.offset, self.heap = None, check_global_heaps(path)
+                return
         if stored != n * _HVL.itemsize or off + stored > self.path.stat().st_size:
             raise EventFileError(
                 path, off, f"'{key}': {stored} bytes of references stored for {n} elements"
@@ -184,7 +211,7 @@ class VlenColumn:
         if obj is None or obj[1] != n * self.base.itemsize:
             raise EventFileError(
                 self.path,
-                self.offset + i * _HVL.itemsize,
+                None if self.offset is None else self.offset + i * _HVL.itemsize,
                 f"element {i} of '{self.key}' refers to {n} values in heap object "
                 f"({addr}, {idx}), which is {'missing' if obj is None else f'{obj[1]} bytes'}",
             )
