@@ -8,7 +8,8 @@ DataLoader batch is transposed to ``[T, B, C, H, W]`` by
 :func:`build_dataset` gives datasets by name from :data:`DATASETS`, as used by
 ``spikeloom train --dataset NAME``: ``esdigits`` (built in, :mod:`.esdigits`) and the public
 event datasets, one module each (``nmnist``, ``dvsgesture``, ``cifar10dvs``, ``ncaltech101``,
-``shd``, ``esimagenet``), which need ``--root DIR`` and cache their frames on disk
+``shd``, ``esimagenet``) and ``eventfolder`` (your own class folders of event files, or
+``spikeloom convert`` output), which need ``--root DIR`` and cache their frames on disk
 (:mod:`.cache`). Their shared base is :mod:`.base`, their splits :mod:`.splits`.
 """
 
@@ -24,13 +25,15 @@ from ..registry import Registry
 
 __all__ = [
     "CIFAR10DVS", "DATASETS", "DVSGesture", "ESDigits", "ESImageNet", "EventDataset",
+    "EventFolder",
     "NCaltech101", "NMNIST", "SHD", "build_dataset",
 ]
 
 #: class name -> module; imported on first access (``from spikeloom.datasets import NMNIST``)
 _LAZY = {
     "CIFAR10DVS": "cifar10dvs", "DVSGesture": "dvsgesture", "ESDigits": "esdigits",
-    "ESImageNet": "esimagenet", "EventDataset": "base", "NCaltech101": "ncaltech101",
+    "ESImageNet": "esimagenet", "EventDataset": "base", "EventFolder": "eventfolder",
+    "NCaltech101": "ncaltech101",
     "NMNIST": "nmnist", "SHD": "shd",
 }
 
@@ -81,6 +84,7 @@ for _module, _cls in (
     ("ncaltech101", "NCaltech101"),
     ("shd", "SHD"),
     ("esimagenet", "ESImageNet"),
+    ("eventfolder", "EventFolder"),
 ):
     DATASETS.register(_module, _event_dataset(_module, _cls), needs_root=True)
 
