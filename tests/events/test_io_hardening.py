@@ -491,3 +491,21 @@ def test_shd_gzip_chunks_read_without_the_library_vlen_path(tmp_path: Path) -> N
         "    print('EFE', e.offset, e)\n"
     )
     assert out.startswith(("ok", "EFE "))
+
+
+def test_load_events_h5_format_attribute_of_a_damaged_type(tmp_path: Path) -> None:
+    f = tmp_path / "attr.h5"
+    save_events(f, _events(20, (34, 34, 2)))
+    raw = bytearray(f.read_bytes())
+    name = raw.index(b"format\x00\x00")
+    vlen_str = raw.index(bytes.fromhex("190101"), name)  # datatype of the 'format' attribute
+    raw[vlen_str + 1] = 0x64  # vlen class bits (found by test_io_fuzz, seed 42): segfault
+    f.write_bytes(bytes(raw))
+    out = _isolated(
+        "from spikeloom.events.io import load_events, EventFileError\n"
+        "try:\n"
+        f"    load_events({str(f)!r}); print('ok')\n"
+        "except EventFileError as e:\n"
+        "    print('EFE', e.offset, e)\n"
+    )
+    assert out.startswith("EFE ") and "format tag" in out

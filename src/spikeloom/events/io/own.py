@@ -133,7 +133,14 @@ def _read_own_h5(p: Path) -> tuple[dict[str, Any], str]:
 
 
 def _h5_format_tag(f: Any) -> str:
-    tag = f.attrs.get("format", "")
+    import h5py
+
+    if "format" not in f.attrs:
+        return ""
+    kind = f.attrs.get_id("format").get_type()
+    if not isinstance(kind, h5py.h5t.TypeStringID):  # reading a damaged type can segfault
+        return f"<a {type(kind).__name__} attribute, not a string>"
+    tag = f.attrs["format"]
     return tag.decode() if isinstance(tag, bytes) else str(tag)
 
 
