@@ -509,3 +509,18 @@ def test_load_events_h5_format_attribute_of_a_damaged_type(tmp_path: Path) -> No
         "    print('EFE', e.offset, e)\n"
     )
     assert out.startswith("EFE ") and "format tag" in out
+
+
+def test_aedat31_timestamp_offset_past_the_event_is_rejected(tmp_path: Path) -> None:
+    f = tmp_path / "o.aedat"
+    write_aedat31(f, _events(50, (128, 128, 2)), packet_events=20)
+    raw = bytearray(f.read_bytes())
+    last = len(raw) - 28 - 8 * 10  # header of the last packet (10 events)
+    assert struct.unpack_from("<hhiii", raw, last)[:4] == (1, 1, 8, 4)
+    struct.pack_into("<i", raw, last + 8, 7)  # eventTSOffset 7 of an 8-byte event
+    f.write_bytes(bytes(raw))  # found by test_io_fuzz (seed 54): IndexError
+    with pytest.raises(EventFileError, match="eventTSOffset") as info:
+        read_aedat31(f)
+    assert info.value.offset == last
+    with pytest.warns(UserWarning):
+        assert read_aedat31(f, strict=False).size == 40

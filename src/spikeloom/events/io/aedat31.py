@@ -169,8 +169,13 @@ def _scan_packets(
             )
             break
         if int(h["type"]) == _AEDAT31_POLARITY and number > 0:
-            if size_b < 8:
-                problem = (pos, f"polarity packet with eventSize={size_b}, expected >= 8")
+            if size_b < 8 or int(h["ts_offset"]) > size_b - 4:
+                problem = (
+                    pos,
+                    f"polarity packet with eventSize={size_b}, eventTSOffset="
+                    f"{int(h['ts_offset'])}; expected eventSize >= 8 and a 4-byte timestamp "
+                    f"inside the event",
+                )
                 break
             rows.append((pos + hsize, number, size_b, int(h["ts_offset"]), int(h["ts_overflow"])))
         pos = end
