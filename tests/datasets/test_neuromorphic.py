@@ -272,7 +272,7 @@ def test_registry() -> None:
         build_dataset("mnist2", "train")
     assert "esdigits" in str(info.value) and "shd" in str(info.value)
     assert sorted(DATASETS) == ["cifar10dvs", "dvsgesture", "esdigits", "esimagenet",
-                                "ncaltech101", "nmnist", "shd"]
+                                "eventfolder", "ncaltech101", "nmnist", "shd"]
 
 
 def test_base_calls_no_hook_before_the_subclass_is_ready(nmnist_root: Path) -> None:
