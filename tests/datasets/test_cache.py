@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from spikeloom.atomic import host_tag
 from spikeloom.datasets import cache as cache_mod
@@ -23,6 +27,9 @@ from spikeloom.datasets.cache import (
     resolve_cache_dir,
     transform_cache_key,
 )
+from spikeloom.datasets.nmnist import NMNIST
+from spikeloom.events.core import make_events
+from spikeloom.events.io import write_nmnist_bin
 from spikeloom.events.transforms import Compose, Downsample, ToFrame
 
 
@@ -52,7 +59,7 @@ def test_key_changes_with_every_ingredient() -> None:
         make_cache_key("nmnist", ["Train/0/00002.bin:25141", files[1]], t8, np.float32),
         make_cache_key("dvsgesture", files, t8, np.float32),  # dataset
         make_cache_key("nmnist", files, t8, np.float16),  # dtype
-        make_cache_key("nmnist", files, t8, np.float32, version=2),  # version
+        make_cache_key("nmnist", files, t8, np.float32, version=cache_mod.CACHE_VERSION + 1),
     }
     assert base not in others and len(others) == 7
 
@@ -272,3 +279,158 @@ def test_cached_dataset_wraps_any_frames_dataset(tmp_path: Path) -> None:
     plain[0]
     plain[0]
     assert src.calls[0] == 3
+
+
+# ---------------------------------------------------------------- integrity (issue 7)
+
+
+def _tiny_nmnist(root: Path, per_class: int = 3) -> Path:
+    """A small N-MNIST folder (Train/Test, digits 0-2) of synthetic ``.bin`` recordings."""
+    rng = np.random.default_rng(11)
+    for sub, n in (("Train", per_class), ("Test", 2)):
+        for digit in range(3):
+            (root / sub / str(digit)).mkdir(parents=True)
+            for k in range(n):
+                m = 40
+                ev = make_events(rng.integers(0, 34, m), rng.integers(0, 34, m),
+                                 rng.integers(0, 2, m), np.sort(rng.integers(0, 10**5, m)),
+                                 (34, 34, 2))
+                write_nmnist_bin(root / sub / str(digit) / f"{k:05d}.bin", ev)
+    return root
+
+
+def _rewrite_same_size(path: Path) -> None:
+    """Change the first event's x in place (same size), then put the old mtime back."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[0] = (data[0] + 7) % 34  # x of event 0 (byte 0 of the 40-bit record)
+    with open(path, "r+b") as fh:
+        fh.write(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+
+
+def test_same_size_source_change_gives_recomputed_frames(tmp_path: Path) -> None:
+    root = _tiny_nmnist(tmp_path / "data")
+    ds = NMNIST(root, "test", T=3, cache_dir=tmp_path / "cache")
+    old = ds[0][0]
+    assert ds.cache.cached_indices() == [int(ds.indices[0])]
+    _rewrite_same_size(ds._samples[int(ds.indices[0])])
+    fresh = NMNIST(root, "test", T=3, cache_dir=False)[0][0]
+    assert not torch.equal(fresh, old)
+    # the same object and a new one on the same cache both see the new content
+    torch.testing.assert_close(ds[0][0], fresh)
+    again = NMNIST(root, "test", T=3, cache_dir=tmp_path / "cache")
+    assert again.cache.folder == ds.cache.folder  # same key: the entry itself knew
+    torch.testing.assert_close(again[0][0], fresh)
+
+
+def test_replaced_source_file_gives_recomputed_frames(tmp_path: Path) -> None:
+    """A same-size file moved over the source (new inode, mtime forced back)."""
+    root = _tiny_nmnist(tmp_path / "data")
+    ds = NMNIST(root, "train", T=2, val_fraction=0.0, cache_dir=tmp_path / "cache")
+    old = ds[1][0]
+    src = ds._samples[int(ds.indices[1])]
+    st = src.stat()
+    other = ds._samples[int(ds.indices[4])]
+    assert other.stat().st_size == st.st_size
+    tmp = src.with_suffix(".new")
+    shutil.copyfile(other, tmp)
+    os.replace(tmp, src)
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
+    new = ds[1][0]
+    torch.testing.assert_close(new, ds[4][0])
+    assert not torch.equal(new, old)
+
+
+def _data_offset(path: Path) -> int:
+    """Byte offset of the array data in a ``.npy`` file."""
+    with open(path, "rb") as fh:
+        fmt = np.lib.format
+        if fmt.read_magic(fh) == (1, 0):
+            fmt.read_array_header_1_0(fh)
+        else:
+            fmt.read_array_header_2_0(fh)
+        return fh.tell()
+
+
+def _corrupt(kind: str, ds: NMNIST, pos: int, tmp_path: Path) -> None:
+    """Damage the cache entry of part position ``pos`` in one of the ways of issue 7."""
+    p = ds.cache.path(pos)
+    if kind == "byte":
+        data = bytearray(p.read_bytes())
+        arr = ds.cache.load(pos)
+        flat = int(np.flatnonzero(arr.reshape(-1))[0]) * arr.dtype.itemsize
+        data[_data_offset(p) + flat] ^= 0x01
+        p.write_bytes(bytes(data))
+    elif kind == "zeros":
+        data = bytearray(p.read_bytes())
+        off = _data_offset(p)
+        n = ds.cache.load(pos).nbytes
+        data[off:off + n] = bytes(n)  # the whole frame region zeroed, the file length kept
+        p.write_bytes(bytes(data))
+    elif kind == "shape":
+        np.save(p, np.zeros((2, 2, 34, 34), np.uint8))
+    elif kind == "shape_via_cache":
+        ds.cache.save(pos, np.ones((1, 2, 34, 34), np.uint8))
+    elif kind == "other_sample":
+        other = pos + 1
+        ds.frames(int(np.flatnonzero(ds.indices == other)[0]))
+        shutil.copyfile(ds.cache.path(other), p)
+    elif kind == "other_part":
+        # the same position of another part (same T, same shape, other recording)
+        te = NMNIST(ds.root, "test", T=ds.T, cache_dir=ds.cache.root)
+        te.frames(int(np.flatnonzero(te.indices == pos)[0]))
+        shutil.copyfile(te.cache.path(pos), p)
+    else:  # pragma: no cover
+        raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind", ["byte", "zeros", "shape", "shape_via_cache", "other_sample", "other_part"]
+)
+def test_bad_cache_entry_is_detected_warned_once_and_recomputed(tmp_path: Path,
+                                                                kind: str) -> None:
+    root = _tiny_nmnist(tmp_path / "data")
+    ds = NMNIST(root, "train", T=3, val_fraction=0.0, cache_dir=tmp_path / "cache")
+    ref = NMNIST(root, "train", T=3, val_fraction=0.0, cache_dir=False)
+    i = int(np.flatnonzero(ds.indices == 0)[0])
+    ds[i]
+    _corrupt(kind, ds, 0, tmp_path)
+    with pytest.warns(RuntimeWarning, match=re.escape(ds.cache.path(0).name)):
+        got = ds[i][0]
+    torch.testing.assert_close(got, ref[i][0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        torch.testing.assert_close(ds[i][0], ref[i][0])  # rebuilt: no second warning
+        fresh = NMNIST(root, "train", T=3, val_fraction=0.0, cache_dir=tmp_path / "cache")
+        torch.testing.assert_close(fresh[i][0], ref[i][0])
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_frame_cache_verifies_checksum_and_shape(tmp_path: Path, compress: bool) -> None:
+    c = FrameCache(tmp_path, "toy", "k", compress=compress)
+    c.save(3, _frames(3))
+    c.save(4, _frames(4))
+    np.testing.assert_array_equal(c.load(3), _frames(3))
+    shutil.copyfile(c.path(4), c.path(3))  # another sample's entry
+    with pytest.warns(RuntimeWarning, match="0000003"):
+        assert c.load(3) is None
+    assert 3 not in c
+    if not compress:
+        np.save(c.path(5), _frames(5))  # a bare array: no checksum, no shape record
+        with pytest.warns(RuntimeWarning, match="0000005"):
+            assert c.load(5) is None
+    np.testing.assert_array_equal(c.get_or_compute(3, lambda: _frames(3)), _frames(3))
+
+
+def test_corrupt_entry_on_real_nmnist(shared_data: Path, tmp_path: Path) -> None:
+    root = shared_data / "nmnist"
+    ds = NMNIST(root, "test", T=4, cache_dir=tmp_path)
+    a, b = ds[0][0], ds[1][0]
+    p0, p1 = (ds.cache.path(int(ds.indices[j])) for j in (0, 1))
+    shutil.copyfile(p1, p0)
+    with pytest.warns(RuntimeWarning, match=re.escape(p0.name)):
+        got = ds[0][0]
+    torch.testing.assert_close(got, a)
+    assert not torch.equal(got, b)

@@ -64,7 +64,15 @@ from torch.utils.data import Dataset
 from ..errors import ConfigError, MissingDataError
 from ..events.core import EventArray, SensorSize
 from ..events.transforms import Compose, Downsample, RngLike, ToFrame
-from .cache import CachedDataset, FrameCache, make_cache_key, resolve_cache_dir, transform_cache_key
+from .cache import (
+    CACHE_VERSION,
+    CachedDataset,
+    FrameCache,
+    make_cache_key,
+    resolve_cache_dir,
+    transform_cache_key,
+)
+from .integrity import SampleSource
 from .spec import DataSpec
 from .splits import stratified_split
 
@@ -300,6 +308,7 @@ class EventDataset(Dataset, metaclass=_SetupAfterInit):
         self._part_labels = np.asarray(part.labels, dtype=np.int64)
         self.indices = self._split_indices(self.split, self._part_labels)
         self.labels = self._part_labels[self.indices]
+        self._ids = list(part.ids)
         self._store = self._frame_store(part.ids)
 
     def _frame_store(self, ids: list[str]) -> CachedDataset | None:
@@ -325,7 +334,7 @@ class EventDataset(Dataset, metaclass=_SetupAfterInit):
             return None
         full = f"{tkey}|reader:{self._reader_key()}|part:{self._part_name}"
         key = make_cache_key(
-            self.name, ids, full, np.float32, version=1000 * self.cache_version + 1
+            self.name, ids, full, np.float32, version=1000 * self.cache_version + CACHE_VERSION
         )
         meta = {
             "title": self.title, "root": str(self.root), "part": self._part_name,
@@ -334,8 +343,17 @@ class EventDataset(Dataset, metaclass=_SetupAfterInit):
         }
         return CachedDataset(
             _PartFrames(self, len(ids)), cache_dir=root, name=self.name, key=key, meta=meta,
-            compress=self.cache_compress,
+            compress=self.cache_compress, sources=self._sample_source,
+            frame_shape=self._cached_frame_shape,
         )
+
+    def _sample_source(self, pos: int) -> SampleSource:
+        """Id and source files of sample ``pos`` of the part (what its cache entry is tied to)."""
+        return SampleSource(self._ids[pos], self._source_files(self._samples[pos]))
+
+    def _cached_frame_shape(self) -> tuple[int, ...] | None:
+        """Shape of every cached frame array: the default frames' shape, else unknown."""
+        return tuple(self.default_frame_shape()) if self._default_frames else None
 
     # ---------------------------------------------------------------- subclass interface
 
@@ -361,6 +379,15 @@ class EventDataset(Dataset, metaclass=_SetupAfterInit):
 
     def _read(self, sample: Any) -> EventArray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _source_files(self, sample: Any) -> tuple[Path, ...]:
+        """The files whose bytes determine the frames of ``sample`` (for the cache).
+
+        Default: the sample itself when it is a path, or the path items of a tuple sample
+        (e.g. ``(recording, labels_csv, k)``). Override when a sample names its file otherwise.
+        """
+        items = sample if isinstance(sample, tuple) else (sample,)
+        return tuple(Path(x) for x in items if isinstance(x, (str, os.PathLike)))
 
     def _missing(self, problem: str) -> MissingDataError:
         """The error for missing files of this dataset (:func:`missing_error`)."""

@@ -37,10 +37,12 @@ The default cache folder is ``$SPIKELOOM_CACHE`` if set, else ``~/.cache/spikelo
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
 import warnings
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,12 +52,22 @@ import torch
 from torch.utils.data import Dataset
 
 from ..atomic import atomic_write, clean_stale_temps
+from .integrity import (
+    SampleSource,
+    describe_source,
+    entry_problem,
+    entry_record,
+    parse_record,
+    source_changed,
+    source_problem,
+)
 
 __all__ = [
     "CACHE_ENV",
     "CACHE_VERSION",
     "CachedDataset",
     "FrameCache",
+    "SampleSource",
     "compact_array",
     "default_cache_dir",
     "make_cache_key",
@@ -66,8 +78,12 @@ __all__ = [
 CACHE_ENV = "SPIKELOOM_CACHE"
 """Environment variable that overrides the default cache folder."""
 
-CACHE_VERSION = 1
-"""Bumped whenever the cache file format or the meaning of a cached sample changes."""
+CACHE_VERSION = 2
+"""Bumped whenever the cache file format or the meaning of a cached sample changes (2: every
+entry carries an integrity record, see :mod:`.integrity`)."""
+
+_TRAILER_MAGIC = b"SLFCREC1"
+"""End of an uncompressed entry: ``.npy`` bytes, record JSON, record length (8 bytes LE), this."""
 
 
 def default_cache_dir() -> Path:
@@ -223,6 +239,7 @@ class FrameCache:
         self.suffix = ".npz" if self.compress else ".npy"
         self.stale_after = float(stale_after)
         self.fsync = bool(fsync)
+        self._warned: set[str] = set()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -286,54 +303,125 @@ class FrameCache:
         abandoned files from in-flight writes of live processes."""
         atomic_write(dest, write, fsync=self.fsync, make_dirs=False)
 
-    def load(self, index: int) -> np.ndarray | None:
-        """The cached frames of sample ``index``, or ``None`` when absent.
+    def _read_entry(self, p: Path) -> tuple[np.ndarray, dict[str, Any] | None]:
+        """Frames and record of the entry file ``p`` (raises on a damaged file)."""
+        data = p.read_bytes()
+        if self.compress:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                arr = z["frames"]
+                raw = z["record"].tobytes() if "record" in z.files else None
+            return arr, parse_record(raw)
+        raw = None
+        tail = len(_TRAILER_MAGIC) + 8
+        if len(data) >= tail and data[-len(_TRAILER_MAGIC):] == _TRAILER_MAGIC:
+            n = int.from_bytes(data[-tail:-len(_TRAILER_MAGIC)], "little")
+            if 0 <= n <= len(data) - tail:
+                raw = data[len(data) - tail - n : len(data) - tail]
+                data = data[: len(data) - tail - n]
+        return np.load(io.BytesIO(data), allow_pickle=False), parse_record(raw)
 
-        A damaged file (e.g. truncated by a power loss) is reported with a warning, deleted and
-        treated as absent, so the caller recomputes it.
-        """
-        p = self.path(index)
-        try:
-            with open(p, "rb") as fh:
-                if self.compress:
-                    with np.load(fh, allow_pickle=False) as z:
-                        return z["frames"]
-                return np.load(fh, allow_pickle=False)
-        except FileNotFoundError:
-            return None
-        except (ValueError, OSError, EOFError, KeyError) as exc:
+    def _reject(self, p: Path, problem: str, *, remove: bool) -> None:
+        """Warn once per file (naming it) that entry ``p`` is not used; delete it if asked."""
+        if str(p) not in self._warned:
+            self._warned.add(str(p))
             warnings.warn(
-                f"frame cache file {p} is damaged ({exc}); it is deleted and recomputed",
+                f"frame cache file {p} is not used: {problem}; it is recomputed",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
+        if remove:
             try:
                 p.unlink()
             except FileNotFoundError:
                 pass
-            return None
 
-    def save(self, index: int, frames: np.ndarray) -> Path:
-        """Store ``frames`` for sample ``index`` atomically (compact dtype); return the path."""
+    def load(
+        self,
+        index: int,
+        *,
+        source: SampleSource | None = None,
+        shape: tuple[int, ...] | None = None,
+    ) -> np.ndarray | None:
+        """The cached frames of sample ``index``, or ``None`` when absent or not valid.
+
+        Every read is checked against the entry's record (see :mod:`.integrity`): the key and
+        index it belongs to, its shape, dtype and checksum, ``shape`` if given, and with
+        ``source`` that it was computed from that sample and that the source files still hold
+        the same bytes. A damaged or foreign entry is reported with a warning (once per file,
+        naming it), deleted and treated as absent, so the caller recomputes it; an entry whose
+        source changed is silently treated as absent (it is replaced on the next save).
+
+        Args:
+            index: sample index.
+            source: what the sample is computed from (:class:`~.integrity.SampleSource`).
+            shape: the frame shape the caller expects, if known.
+        """
+        p = self.path(index)
+        try:
+            arr, rec = self._read_entry(p)
+        except FileNotFoundError:
+            return None
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+            self._reject(p, f"the file is damaged ({exc})", remove=True)
+            return None
+        problem = entry_problem(rec, arr, key=self.key, index=index, shape=shape)
+        if problem is None and source is not None and rec is not None:
+            problem = source_problem(rec.get("source"), source)
+            if problem is None and source_changed(rec["source"], source) is not None:
+                return None  # the source changed since: recompute, no warning
+        if problem is not None:
+            self._reject(p, problem, remove=True)
+            return None
+        return arr
+
+    def save(
+        self, index: int, frames: np.ndarray, *, source: dict[str, Any] | None = None
+    ) -> Path:
+        """Store ``frames`` for sample ``index`` atomically (compact dtype); return the path.
+
+        Args:
+            index: sample index.
+            frames: the frames.
+            source: the source record of the sample (:func:`~.integrity.describe_source`,
+                taken before the frames were computed), or ``None``.
+        """
         arr = np.ascontiguousarray(compact_array(np.asarray(frames)))
+        record = entry_record(self.key, index, arr, source)
         dest = self.path(index)
         if self.compress:
-            self._write(dest, lambda fh: np.savez_compressed(fh, frames=arr))
+            rec_arr = np.frombuffer(record, dtype=np.uint8)
+            self._write(dest, lambda fh: np.savez_compressed(fh, frames=arr, record=rec_arr))
         else:
-            self._write(dest, lambda fh: np.save(fh, arr, allow_pickle=False))
+
+            def write(fh: Any) -> None:
+                np.save(fh, arr, allow_pickle=False)
+                fh.write(record)
+                fh.write(len(record).to_bytes(8, "little"))
+                fh.write(_TRAILER_MAGIC)
+
+            self._write(dest, write)
         return dest
 
-    def get_or_compute(self, index: int, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    def get_or_compute(
+        self,
+        index: int,
+        compute: Callable[[], np.ndarray],
+        *,
+        source: SampleSource | None = None,
+        shape: tuple[int, ...] | None = None,
+    ) -> np.ndarray:
         """Cached frames of ``index``; on a miss call ``compute()``, store and return its result.
 
         The returned array is the *stored* (compact) one in both cases, so a hit and a miss
-        give identical values and dtypes.
+        give identical values and dtypes. ``source`` and ``shape`` are checked as in
+        :meth:`load`; on a miss the source files are described (hashed) before ``compute()``.
         """
-        hit = self.load(index)
+        hit = self.load(index, source=source, shape=shape)
         if hit is not None:
             return hit
+        record = describe_source(source)
         arr = compact_array(np.asarray(compute()))
-        self.save(index, arr)
+        self.save(index, arr, source=record)
         return arr
 
     def __repr__(self) -> str:
@@ -357,6 +445,12 @@ class CachedDataset(Dataset):
         key: what the frames depend on (second folder level).
         meta: JSON-compatible description written to ``meta.json``.
         compress: store compressed ``.npz`` files.
+        sources: ``sources(i)`` is the :class:`~.integrity.SampleSource` of index ``i``
+            (its id and source files): entries are then tied to that sample and recomputed
+            when its files' bytes change. ``None``: entries are checked against their index,
+            shape and checksum only.
+        frame_shape: ``frame_shape()`` is the shape every frame array has (or ``None`` when
+            unknown); called once, on first access. Entries of another shape are rejected.
 
     Example::
 
@@ -374,10 +468,14 @@ class CachedDataset(Dataset):
         key: str,
         meta: dict[str, Any] | None = None,
         compress: bool = False,
+        sources: Callable[[int], SampleSource] | None = None,
+        frame_shape: Callable[[], tuple[int, ...] | None] | None = None,
     ) -> None:
         self.dataset = dataset
         self.root = resolve_cache_dir(cache_dir)
         self.name, self.key, self.meta, self.compress = name, key, meta, bool(compress)
+        self.sources, self.frame_shape = sources, frame_shape
+        self._shape: tuple[tuple[int, ...] | None] | None = None
         self._cache: FrameCache | None = None
 
     @property
@@ -400,11 +498,19 @@ class CachedDataset(Dataset):
             out = out.detach().cpu().numpy()
         return np.asarray(out)
 
+    def _get(self, cache: FrameCache, i: int) -> np.ndarray:
+        if self._shape is None:
+            self._shape = (None if self.frame_shape is None else self.frame_shape(),)
+        source = None if self.sources is None else self.sources(i)
+        return cache.get_or_compute(
+            i, lambda: self._compute(i), source=source, shape=self._shape[0]
+        )
+
     def __getitem__(self, i: int) -> np.ndarray:
         cache = self.cache
         if cache is None:
             return self._compute(i)
-        return cache.get_or_compute(i, lambda: self._compute(i))
+        return self._get(cache, int(i))
 
     def prepare(
         self, indices: Sequence[int] | None = None, *, progress: bool = False, desc: str = ""
@@ -412,6 +518,8 @@ class CachedDataset(Dataset):
         """Compute and store the frames of ``indices`` (default: all) not cached yet.
 
         Returns the number computed (0 without a cache); an interrupted call can be repeated.
+        Entries already present are not read here: they are verified when they are read
+        (and recomputed then if damaged or stale).
         """
         cache = self.cache
         if cache is None:
@@ -422,7 +530,7 @@ class CachedDataset(Dataset):
         wanted = range(len(self)) if indices is None else indices
         todo = [int(i) for i in wanted if int(i) not in done]
         for i in tqdm(todo, desc=desc or f"caching {self.name}", disable=not progress):
-            cache.get_or_compute(i, lambda i=i: self._compute(i))
+            self._get(cache, i)
         return len(todo)
 
     def __repr__(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from torch import Tensor
@@ -110,6 +111,10 @@ class SHD(EventDataset):
         size = fmt_size(path)
         ids = [f"{name}:{size}#{i}" for i in range(len(shd))]
         return Part([(part, i) for i in range(len(shd))], labels, ids)
+
+    def _source_files(self, sample: tuple[str, int]) -> tuple[Path, ...]:
+        """The part's ``.h5`` file (every sample of a part is read from it)."""
+        return (self.root / f"shd_{sample[0]}.h5",)
 
     def _read(self, sample: tuple[str, int]) -> EventArray:
         part, i = sample
