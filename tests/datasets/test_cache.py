@@ -434,3 +434,29 @@ def test_corrupt_entry_on_real_nmnist(shared_data: Path, tmp_path: Path) -> None
         got = ds[0][0]
     torch.testing.assert_close(got, a)
     assert not torch.equal(got, b)
+
+
+def test_cache_hits_of_unchanged_sources_hash_nothing(shared_data: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The content hash is taken once per miss; a hit of an old, unchanged file only stats it."""
+    from spikeloom.datasets import integrity
+
+    calls: list[Path] = []
+    real = integrity.file_digest
+
+    def counting(path):  # noqa: ANN001, ANN202
+        calls.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(integrity, "file_digest", counting)
+    monkeypatch.setattr(integrity, "_MEMO", integrity._DigestMemo())  # noqa: SLF001
+    t0 = time.perf_counter()
+    ds = NMNIST(shared_data / "nmnist", "train", T=4, cache_dir=tmp_path)
+    assert time.perf_counter() - t0 < 5.0 and calls == []  # construction hashes no file
+    for i in range(5):
+        ds[i]
+    assert len(calls) == 5  # one hash per sample, on its miss
+    fresh = NMNIST(shared_data / "nmnist", "train", T=4, cache_dir=tmp_path)
+    for i in range(5):
+        torch.testing.assert_close(fresh[i][0], ds[i][0])
+    assert len(calls) == 5  # hits: stat signature only

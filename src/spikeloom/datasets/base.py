@@ -34,7 +34,10 @@ Frames and the cache
 :class:`~spikeloom.datasets.cache.FrameCache` under ``cache_dir/<name>/<key>/`` (default folder
 ``$SPIKELOOM_CACHE`` or ``~/.cache/spikeloom``; ``cache_dir=False`` disables it); ``train``
 and ``val`` share one cache. Random transforms (``is_random``) and plain functions are never
-cached (a warning says so when a cache was asked for).
+cached (a warning says so when a cache was asked for). Each entry is tied to its sample's
+source files (:meth:`~EventDataset._source_files`) by their content and checked on every read
+(see :mod:`~spikeloom.datasets.cache`): a changed source file gives recomputed frames, a damaged
+or foreign entry is warned about and recomputed.
 
 ``augment_shift=s`` (train split only) translates the frames of every training sample by a
 random integer offset in ``[-s, s]`` pixels along x and y (zero fill), drawn from torch's global

@@ -8,13 +8,26 @@ Layout::
 
     CACHE_DIR/<dataset>/<key>/
         meta.json          what the key stands for (dataset, transform, dtype, version, ...)
-        0000000.npy        frames of sample 0 of the source part, compact integer dtype
+        0000000.npy        frames of sample 0 of the source part (compact integer dtype),
+                           followed by the entry's integrity record
         0000001.npy        ...
 
 ``key`` is a hash of the dataset name, the list of source files (names and sizes) the sample
 indices refer to, the transform's ``cache_key()``, the output dtype and :data:`CACHE_VERSION`
-(:func:`make_cache_key`), so changing any of them selects a fresh folder and a stale frame is
-never returned.
+(:func:`make_cache_key`), so changing any of them selects a fresh folder.
+
+Each entry also carries an integrity record (:mod:`.integrity`), checked on every read: the key
+and index it belongs to, the frames' shape, dtype and BLAKE2b checksum, and for dataset samples
+the sample's id and, per source file, its ``stat`` signature (size, mtime, inode, ctime) and
+BLAKE2b content hash, taken when the frames were computed. A damaged entry, a changed byte or
+zeroed region, a wrong-shape array, or another sample's (or another cache's) entry is never
+returned: it is reported with one ``RuntimeWarning`` naming the file, deleted and recomputed.
+An entry whose source file no longer holds the same bytes (even with the same size and mtime)
+is recomputed silently. Unchanged sources cost one ``stat`` per read; a file is hashed again
+only when its signature changed (then once per process). An uncompressed entry is a ``.npy``
+file followed by the record (JSON), its length (8 bytes, little-endian) and ``SLFCREC1``
+(``np.load`` reads the frames and ignores the rest); a compressed entry is an ``.npz`` with
+members ``frames`` and ``record``.
 
 Writes are atomic (:func:`spikeloom.atomic.atomic_write`): a sample is written to a temporary
 file in the same folder (named ``.<file>.<host>.<pid>.<random>.tmp``) and moved into place with
