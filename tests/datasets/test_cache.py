@@ -460,3 +460,14 @@ def test_cache_hits_of_unchanged_sources_hash_nothing(shared_data: Path, tmp_pat
     for i in range(5):
         torch.testing.assert_close(fresh[i][0], ds[i][0])
     assert len(calls) == 5  # hits: stat signature only
+
+
+def test_missing_source_file_raises_the_readers_error(tmp_path: Path) -> None:
+    root = _tiny_nmnist(tmp_path / "data")
+    ds = NMNIST(root, "test", T=2, cache_dir=tmp_path / "cache")
+    ds[0]
+    ds._samples[int(ds.indices[0])].unlink()
+    with pytest.raises(Exception) as info:
+        ds[0]  # the entry is not returned: its source is gone
+    assert ds._samples[int(ds.indices[0])].name in str(info.value)
+    assert ds.cache.cached_indices() == [int(ds.indices[0])]

@@ -432,7 +432,12 @@ class FrameCache:
         hit = self.load(index, source=source, shape=shape)
         if hit is not None:
             return hit
-        record = describe_source(source)
+        try:
+            record = describe_source(source)
+        except OSError:
+            # a source file cannot be read: let compute() raise the reader's own error, and
+            # store nothing (an entry without its source record could never be checked)
+            return compact_array(np.asarray(compute()))
         arr = compact_array(np.asarray(compute()))
         self.save(index, arr, source=record)
         return arr
