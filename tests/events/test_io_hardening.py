@@ -246,17 +246,23 @@ def _zero_first_heap_object_after(path: Path, skip: int) -> int:
     return p
 
 
-def test_shd_damaged_global_heap_is_an_error_not_a_hang(tmp_path: Path) -> None:
-    f = tmp_path / "shd.h5"
-    _write_shd(f, [[0.1, 0.2], [0.3]], [[1, 2], [3]], [0, 1])
-    offset = _zero_first_heap_object_after(f, 1)
-    out = _isolated(
+
+def _read_shd_isolated(f: Path) -> str:
+    """Read every sample of an SHD file in a child process; ``EFE <offset> <message>`` on an
+    EventFileError (a hang or crash fails the child, not pytest)."""
+    return _isolated(
         "from spikeloom.events.io import read_shd, EventFileError\n"
         "try:\n"
         f"    shd = read_shd({str(f)!r}); [shd[i] for i in range(len(shd))]\n"
         "except EventFileError as e:\n"
         "    print('EFE', e.offset, e)\n"
     )
+
+def test_shd_damaged_global_heap_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    f = tmp_path / "shd.h5"
+    _write_shd(f, [[0.1, 0.2], [0.3]], [[1, 2], [3]], [0, 1])
+    offset = _zero_first_heap_object_after(f, 1)
+    out = _read_shd_isolated(f)
     assert out.startswith(f"EFE {offset} ") and "shd.h5" in out
 
 
@@ -428,13 +434,7 @@ def test_shd_vlen_reference_not_matching_the_heap_is_an_error_not_a_crash(tmp_pa
     assert struct.unpack_from("<I", raw, off + 16)[0] == 3
     struct.pack_into("<I", raw, off + 16, 0x8303)  # sample 1 claims 33539 spike times
     f.write_bytes(bytes(raw))  # found by test_io_fuzz (seed 8): the HDF5 library segfaulted
-    out = _isolated(
-        "from spikeloom.events.io import read_shd, EventFileError\n"
-        "try:\n"
-        f"    shd = read_shd({str(f)!r}); [shd[i] for i in range(len(shd))]\n"
-        "except EventFileError as e:\n"
-        "    print('EFE', e.offset, e)\n"
-    )
+    out = _read_shd_isolated(f)
     assert out.startswith(f"EFE {off + 16} ") and "ref.h5" in out
 
 
