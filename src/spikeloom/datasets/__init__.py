@@ -8,9 +8,10 @@ DataLoader batch is transposed to ``[T, B, C, H, W]`` by
 :func:`build_dataset` gives datasets by name from :data:`DATASETS`, as used by
 ``spikeloom train --dataset NAME``: ``esdigits`` (built in, :mod:`.esdigits`) and the public
 event datasets, one module each (``nmnist``, ``dvsgesture``, ``cifar10dvs``, ``ncaltech101``,
-``shd``, ``esimagenet``) and ``eventfolder`` (your own class folders of event files, or
-``spikeloom convert`` output), which need ``--root DIR`` and cache their frames on disk
-(:mod:`.cache`). Their shared base is :mod:`.base`, their splits :mod:`.splits`.
+``shd``, ``esimagenet``), static ``mnist`` (:mod:`.mnist`, IDX files) and ``eventfolder``
+(your own class folders of event files, or ``spikeloom convert`` output), which need
+``--root DIR`` (the event datasets cache their frames on disk, :mod:`.cache`). Their
+shared base is :mod:`.base`, their splits :mod:`.splits`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ..registry import Registry
 
 __all__ = [
     "CIFAR10DVS", "DATASETS", "DVSGesture", "ESDigits", "ESImageNet", "EventDataset",
-    "EventFolder",
+    "EventFolder", "MNIST",
     "NCaltech101", "NMNIST", "SHD", "build_dataset",
 ]
 
@@ -33,7 +34,7 @@ __all__ = [
 _LAZY = {
     "CIFAR10DVS": "cifar10dvs", "DVSGesture": "dvsgesture", "ESDigits": "esdigits",
     "ESImageNet": "esimagenet", "EventDataset": "base", "EventFolder": "eventfolder",
-    "NCaltech101": "ncaltech101",
+    "MNIST": "mnist", "NCaltech101": "ncaltech101",
     "NMNIST": "nmnist", "SHD": "shd",
 }
 
@@ -54,6 +55,18 @@ def _esdigits(split: str, root: str | None = None, **kwargs: Any) -> Dataset:
     if root is not None:
         raise ValueError("esdigits is built in (scikit-learn's digits): it takes no --root")
     return ESDigits(split=split, **kwargs)
+
+
+def _mnist(split: str, root: str | None = None, **kwargs: Any) -> Dataset:
+    from .mnist import MNIST
+
+    if root is None:
+        raise ValueError(
+            "dataset 'mnist' needs --root DIR holding the four original IDX files "
+            "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+            "t10k-labels-idx1-ubyte.gz). spikeloom never downloads data."
+        )
+    return MNIST(root, split, **kwargs)
 
 
 def _event_dataset(module: str, cls_name: str) -> Factory:
@@ -77,6 +90,7 @@ def _event_dataset(module: str, cls_name: str) -> Factory:
 #: name -> factory(split, root=None, **kwargs); metadata ``needs_root``.
 DATASETS: Registry[Factory] = Registry("dataset")
 DATASETS.register("esdigits", _esdigits, needs_root=False)
+DATASETS.register("mnist", _mnist, needs_root=True)
 for _module, _cls in (
     ("nmnist", "NMNIST"),
     ("dvsgesture", "DVSGesture"),
