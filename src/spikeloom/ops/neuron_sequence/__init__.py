@@ -19,7 +19,11 @@ Backends (``SPIKELOOM_BACKEND_NEURON_SEQUENCE`` forces one):
 
 * ``reference`` — the per-step loop recorded by autograd (:mod:`.reference`);
 * ``torch_fused`` — the whole loop in one autograd function with a hand-written backward that
-  saves only ``u`` (:mod:`.torch_fused`); the default on every device.
+  saves only ``u`` (:mod:`.torch_fused`); the default on devices other than the CPU and
+  the fallback when the compiled kernel is not built;
+* ``cpu_kernel`` — a compiled C++/OpenMP kernel (forward and backward, registered with
+  ``torch.library`` so ``torch.compile`` traces through it; :mod:`.cpu_kernel`); the default on
+  the CPU when its extension is built.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from torch import Tensor
 from .._dispatch import register_backend, select
 from .reference import neuron_sequence_reference
 from .spec import RESETS, NeuronSpec, Reset
+from .cpu_kernel import neuron_sequence_cpu_kernel
+from .cpu_kernel import unavailable_reason as _cpu_kernel_unavailable
 from .torch_fused import neuron_sequence_fused
 
 __all__ = ["NeuronSpec", "Reset", "RESETS", "neuron_sequence", "OP"]
@@ -37,6 +43,8 @@ OP = "neuron_sequence"
 
 register_backend(OP, "reference", neuron_sequence_reference, priority=0)
 register_backend(OP, "torch_fused", neuron_sequence_fused, priority=10)
+register_backend(OP, "cpu_kernel", neuron_sequence_cpu_kernel, devices=("cpu",), priority=20,
+                 is_available=_cpu_kernel_unavailable)
 
 
 def neuron_sequence(
