@@ -73,6 +73,161 @@ def _neuron_case(fn, ref) -> None:
                     torch.testing.assert_close(a, b, msg=where)
 
 
+def _rel_l2(a, b) -> float:
+    """``|a - b| / |b|`` (L2, in float64)."""
+    den = float(b.double().norm())
+    return float((a.double() - b.double()).norm()) / den if den else float(a.double().norm())
+
+
+def _neuron_compare(fn, ref, spec, x, decay, v0, where: str, loss_on=("s", "u", "v")) -> None:
+    """Run ``fn`` and ``ref`` on the same inputs; spikes must be equal, potentials, state and
+    the gradients of a loss reaching every output must agree to rel. L2 1e-6 (float32) or
+    1e-12 (float64, i.e. equal up to rounding)."""
+    import torch
+
+    tol = 1e-12 if x.dtype == torch.float64 else 1e-6
+    inputs = [t for t in (x, decay, v0) if isinstance(t, torch.Tensor) and t.requires_grad]
+    results = []
+    for f in (fn, ref):
+        s, u, v = f(x, decay, spec, v0)
+        w = torch.linspace(0.5, 1.5, s.numel(), dtype=x.dtype).view_as(s)
+        loss = sum(((s * w).sum() if "s" in loss_on else 0.0,
+                    (u * w.flip(0)).sum() if "u" in loss_on else 0.0,
+                    (v ** 2).sum() if "v" in loss_on else 0.0))
+        grads = torch.autograd.grad(loss, inputs, allow_unused=True) if inputs and \
+            isinstance(loss, torch.Tensor) and loss.requires_grad else ()
+        results.append((s.detach(), u.detach(), v.detach(), grads))
+    (s1, u1, v1, g1), (s2, u2, v2, g2) = results
+    assert s1.shape == s2.shape and u1.shape == u2.shape and v1.shape == v2.shape, where
+    assert torch.equal(s1, s2), where
+    for a, b in zip((u1, v1, *g1), (u2, v2, *g2)):
+        if b is None:
+            assert a is None or not a.any(), where
+            continue
+        assert a.shape == b.shape and a.dtype == b.dtype, where
+        assert _rel_l2(a, b) <= tol, f"{where}: rel L2 {_rel_l2(a, b):.3g} > {tol}"
+
+
+def _neuron_backends() -> list[str]:
+    return [b for b in available_backends("neuron_sequence", "cpu") if b != "reference"]
+
+
+@pytest.mark.parametrize("backend", _neuron_backends())
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_neuron_backend_every_combination(backend: str, dtype: str) -> None:
+    """Every surrogate x reset x comparison x detach x decay kind x initial state."""
+    import itertools
+
+    import torch
+
+    from spikeloom.ops.neuron_sequence import NeuronSpec
+    from spikeloom.surrogate import SURROGATES
+
+    fn, ref = get_backend("neuron_sequence", backend).fn, get_backend("neuron_sequence",
+                                                                        "reference").fn
+    dt = getattr(torch, dtype)
+    gen = torch.Generator().manual_seed(1)
+    combos = itertools.product(SURROGATES.names(), ("hard", "soft"), (False, True),
+                               (False, True), ("float", "scalar", "channel"), (False, True))
+    for i, (sur, reset, ge, det, dk, with_v0) in enumerate(combos):
+        spec = NeuronSpec.make(surrogate=sur, reset=reset, fire_ge=ge, detach_reset=det,
+                               v_th=0.4, v_reset=-0.1 if i % 3 == 0 else 0.0)
+        x = (torch.rand(4, 2, 3, 5, generator=gen, dtype=dt) * 0.9).requires_grad_()
+        if i % 7 == 0:  # inputs landing exactly on the threshold: > and >= differ there
+            x.data[1, 0] = 0.4
+        decay = {"float": 0.3,
+                 "scalar": torch.tensor(0.6, dtype=dt).requires_grad_(),
+                 "channel": torch.rand(3, 1, generator=gen, dtype=dt).add(0.1)
+                 .requires_grad_()}[dk]
+        v0 = (torch.rand(2, 3, 5, generator=gen, dtype=dt) * 0.3).requires_grad_() \
+            if with_v0 else None
+        _neuron_compare(fn, ref, spec, x, decay, v0, f"{backend} {dtype} combo {i}: "
+                        f"{sur} {reset} ge={ge} detach={det} decay={dk} v0={with_v0}")
+
+
+@pytest.mark.parametrize("backend", _neuron_backends())
+def test_neuron_backend_shapes_strides_and_edge_cases(backend: str) -> None:
+    """Random shapes, T = 1, an empty batch, non-contiguous inputs and partial losses."""
+    import torch
+
+    from spikeloom.ops.neuron_sequence import NeuronSpec
+
+    fn, ref = get_backend("neuron_sequence", backend).fn, get_backend("neuron_sequence",
+                                                                        "reference").fn
+    gen = torch.Generator().manual_seed(2)
+    spec = NeuronSpec.make(surrogate="sigmoid", reset="soft")
+    for trial in range(12):
+        nd = int(torch.randint(0, 4, (1,), generator=gen))
+        shape = [int(torch.randint(1, 7, (1,), generator=gen)) for _ in range(2 + nd)]
+        if trial == 0:
+            shape[0] = 1  # T = 1
+        x = torch.rand(shape, generator=gen) * 0.9
+        if trial % 3 == 1:  # non-contiguous: time and batch swapped, then swapped back
+            x = x.transpose(0, 1).contiguous().transpose(0, 1)
+        elif trial % 3 == 2 and x.ndim > 2:  # a strided slice of the last dimension
+            x = torch.rand(*shape[:-1], 2 * shape[-1], generator=gen)[..., ::2] * 0.9
+        x.requires_grad_()
+        _neuron_compare(fn, ref, spec, x, 0.5, None, f"trial {trial} shape {shape}",
+                        loss_on=("s", "u", "v") if trial % 2 else ("s",))
+    empty = torch.rand(3, 0, 4).requires_grad_()  # empty batch
+    s, u, v = fn(empty, 0.5, spec)
+    assert s.shape == (3, 0, 4) and v.shape == (0, 4)
+    s.sum().backward()
+    assert empty.grad.shape == (3, 0, 4)
+    # the gradient of sum() arrives expanded (stride 0): must equal a materialized one
+    x = torch.rand(5, 3, 8).requires_grad_()
+    fn(x, 0.5, spec)[0].sum().backward()
+    g1 = x.grad.clone()
+    x.grad = None
+    s = fn(x, 0.5, spec)[0]
+    s.backward(torch.ones_like(s))
+    assert torch.equal(g1, x.grad)
+
+
+def test_cpu_kernel_falls_back_and_traces_under_compile() -> None:
+    """Half precision and custom surrogates go to torch_fused; torch.compile(fullgraph=True)
+    traces the torch.library op (aot_eager: CI-fast, same graph capture as inductor)."""
+    import torch
+
+    from spikeloom.neurons import LIF
+    from spikeloom.ops.neuron_sequence import NeuronSpec
+    from spikeloom.ops.neuron_sequence import cpu_kernel as ck
+    from spikeloom.surrogate import Rectangular
+
+    if ck.kernel is None:
+        pytest.skip(ck.unavailable_reason())
+    fn, fused = ck.neuron_sequence_cpu_kernel, get_backend("neuron_sequence", "torch_fused").fn
+
+    class Wide(Rectangular):  # a custom surrogate: the kernel does not know its grad
+        def grad(self, z):
+            return super().grad(z) * 2
+
+    spec = NeuronSpec(surrogate=Wide())
+    assert ck.surrogate_code(spec.surrogate) is None
+    x = (torch.rand(4, 3, 5) * 0.9).requires_grad_()
+    _neuron_compare(fn, fused, spec, x, 0.5, None, "custom surrogate")
+    xh = torch.rand(4, 3, 5).to(torch.bfloat16)
+    assert torch.equal(fn(xh, 0.5, NeuronSpec())[0], fused(xh, 0.5, NeuronSpec())[0])
+
+    torch.library.opcheck(torch.ops.spikeloom.neuron_seq.default,
+                          (torch.rand(3, 2, 4, dtype=torch.float64).requires_grad_(),
+                           torch.tensor(0.5, dtype=torch.float64), None, 0.5, 0.0, False,
+                           False, False, 2, 4.0))
+    lif = LIF(surrogate="arctan", learn_decay=True)
+    lif.check_finite = False  # its data-dependent check would be a graph break
+    x = torch.rand(6, 2, 8) * 0.9
+    eager_out = lif(x)
+    eager_out.sum().backward()
+    g_eager = lif.decay_logit.grad.clone()
+    lif.decay_logit.grad = None
+    torch._dynamo.reset()
+    compiled = torch.compile(lif, backend="aot_eager", fullgraph=True)
+    out = compiled(x)
+    out.sum().backward()
+    assert torch.equal(out, eager_out)
+    torch.testing.assert_close(lif.decay_logit.grad, g_eager)
+
+
 # ----------------------------------------------------------------------------- frames
 
 
@@ -174,7 +329,9 @@ def test_select_prefers_priority_and_env_forces(monkeypatch) -> None:
     from spikeloom.ops import select
 
     monkeypatch.delenv("SPIKELOOM_BACKEND_NEURON_SEQUENCE", raising=False)
-    assert select("neuron_sequence", "cpu").name == "torch_fused"
+    fastest = "cpu_kernel" if "cpu_kernel" in available_backends("neuron_sequence") else \
+        "torch_fused"
+    assert select("neuron_sequence", "cpu").name == fastest
     monkeypatch.setenv("SPIKELOOM_BACKEND_NEURON_SEQUENCE", "reference")
     assert select("neuron_sequence", "cpu").name == "reference"
 
@@ -214,7 +371,7 @@ def test_unknown_or_unavailable_backend_is_a_clear_error(monkeypatch) -> None:
 
     monkeypatch.setenv("SPIKELOOM_BACKEND_NEURON_SEQUENCE", "nope")
     with pytest.raises(BackendError, match=r"SPIKELOOM_BACKEND_NEURON_SEQUENCE=nope.*"
-                                           r"registered: reference, torch_fused"):
+                                           r"registered: (cpu_kernel, )?reference, torch_fused"):
         select("neuron_sequence", "cpu")
     register_backend("neuron_sequence", "broken", lambda *a: None,
                      is_available=lambda: "its extension is not built")

@@ -149,4 +149,8 @@ def select(op: str, device: str = "cpu") -> Backend:
     cands = [b for b in backends(op) if device in b.devices and b.unavailable_reason() is None]
     if not cands:
         raise BackendError(f"no backend of operator {op!r} can run on {device}")
-    return max(cands, key=lambda b: b.priority)
+    best = cands[0]  # a plain loop (not max with a key) so torch.compile traces through it
+    for b in cands[1:]:
+        if b.priority > best.priority:
+            best = b
+    return best

@@ -31,10 +31,10 @@ from __future__ import annotations
 from torch import Tensor
 
 from .._dispatch import register_backend, select
-from .reference import neuron_sequence_reference
-from .spec import RESETS, NeuronSpec, Reset
 from .cpu_kernel import neuron_sequence_cpu_kernel
 from .cpu_kernel import unavailable_reason as _cpu_kernel_unavailable
+from .reference import neuron_sequence_reference
+from .spec import RESETS, NeuronSpec, Reset
 from .torch_fused import neuron_sequence_fused
 
 __all__ = ["NeuronSpec", "Reset", "RESETS", "neuron_sequence", "OP"]

@@ -251,6 +251,9 @@ PyObject* py_backward(PyObject*, PyObject* args) {
 template <typename R>
 bool pack_bits_impl(const R* src, int64_t n, uint8_t* dst) {
   const int64_t nbytes = (n + 7) / 8;
+  const int64_t head = n < 4096 ? n : 4096;  // cheap early exit for analog tensors
+  for (int64_t i = 0; i < head; ++i)
+    if (!(src[i] == R(0) || src[i] == R(1))) return false;
   bool ok = true;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) reduction(&& : ok) if (nbytes > (1 << 16))
