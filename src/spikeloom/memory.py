@@ -195,12 +195,12 @@ class _BlockCheckpoint(torch.autograd.Function):
             if ctx.cuda is not None:
                 torch.cuda.set_rng_state(ctx.cuda_rng, ctx.cuda)
             out = ctx.run(x)
-        with torch.no_grad():  # running statistics were updated in forward already
-            for b, saved in zip(ctx.block.buffers(), buffers):
-                b.copy_(saved)
         inputs = ([x] if x.requires_grad else []) + params
         grads = list(torch.autograd.grad(out, inputs, g_out, allow_unused=True)) \
             if out.requires_grad and inputs else [None] * len(inputs)
+        with torch.no_grad():  # running statistics were updated in forward already
+            for b, saved in zip(ctx.block.buffers(), buffers):
+                b.copy_(saved)
         g_x = grads.pop(0) if x.requires_grad else None
         return (None, None, g_x, *grads)
 

@@ -67,6 +67,9 @@ class TrainConfig:
         overwrite: allow a fresh run in a non-empty run directory (its run files are deleted
             first); without it such a run is refused and ``--resume`` is suggested.
         cost_batches: validation batches used to measure firing rates for the cost report.
+        memory: training-memory options, results unchanged (:mod:`spikeloom.memory`):
+            ``spike_bits`` (save binary synapse inputs as bits) and ``checkpoint``
+            (``"none"`` or ``"block"``), e.g. ``{spike_bits: true, checkpoint: block}``.
     """
 
     imports: list[str] = _opt(None, "", cli=False, factory=list)
@@ -99,6 +102,7 @@ class TrainConfig:
     plots: bool = _opt(True, "do not write plots", flag="--no-plots")
     cost: bool = _opt(True, "do not measure the cost report", flag="--no-cost")
     cost_batches: int = _opt(4, "validation batches for the cost report")
+    memory: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -160,6 +164,9 @@ class TrainConfig:
              "weight_decay must be a number >= 0")
         need(isinstance(self.dataset_kwargs, dict) and isinstance(self.model_kwargs, dict),
              "dataset_kwargs and model_kwargs must be mappings")
+        from ..memory import validate_memory_options
+
+        validate_memory_options(self.memory)
 
     def import_modules(self) -> None:
         """Import :attr:`imports` (their registrations take effect); a missing module is a

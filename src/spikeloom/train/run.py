@@ -35,6 +35,7 @@ from torch.utils.data import Dataset
 
 from ..atomic import atomic_write_text
 from ..errors import ConfigError, NonFiniteError, TrainingError
+from ..memory import apply_memory_options, validate_memory_options
 from .build import (
     build_data,
     build_model_for,
@@ -117,6 +118,7 @@ class _Run:
         self.spec = dataset_spec(self.data["train"])
         self.step = STEPS.get(self.spec.kind)
         self.model = build_model_for(cfg, self.spec).to(self.device)
+        apply_memory_options(self.model, **validate_memory_options(cfg.memory))
         self.opt = make_optimizer(cfg, self.model)
         self.sched = make_schedule(cfg, self.opt, math.ceil(len(self.data["train"]) /
                                                              cfg.batch_size))
