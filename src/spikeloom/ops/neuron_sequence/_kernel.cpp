@@ -33,32 +33,79 @@ struct Operand {  // a [T, N] array: element (t, i) at ptr[t * st + i * sn], sn 
 
 enum Surr { RECT = 0, TRI = 1, SIGMOID = 2, ATAN = 3, GAUSS = 4 };
 
-template <typename R>
-inline R surrogate_grad(R z, int kind, R p) {
-  switch (kind) {
-    case RECT: return (std::fabs(z) < p / R(2)) ? R(1) / p : R(0);
-    case TRI: {
-      R g = std::sqrt(p) / R(2) - (p / R(4)) * std::fabs(z);
-      return g > R(0) ? g : R(0);
-    }
-    case SIGMOID: {
-      R sg = R(1) / (R(1) + std::exp(-(p * z)));
-      return p * sg * (R(1) - sg);
-    }
-    case ATAN: {
-      R w = R(M_PI / 2) * p * z;
-      return (p / R(2)) / (R(1) + w * w);
-    }
-    default: {
-      R w = z / p;
-      return std::exp(R(-0.5) * (w * w)) / (p * std::sqrt(R(2 * M_PI)));
+// exp(x) for the surrogates: float uses a branch-free polynomial the compiler vectorises
+// (range reduction x = n·ln2 + r, |r| <= ln2/2, degree-7 Taylor polynomial, error ~1e-7
+// relative, argument clamped to [-80, 80] where the surrogates are ~1e-35 anyway); double
+// keeps the C library's exp.
+inline float vexp(float x) {
+  x = x < -80.0f ? -80.0f : (x > 80.0f ? 80.0f : x);
+  const float magic = 12582912.0f;  // 1.5·2^23: adding and subtracting it rounds to integer
+  float n = (x * 1.44269504088896341f + magic) - magic;
+  float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;  // ln2 split in two parts
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+inline double vexp(double x) { return std::exp(x); }
+
+// Surrogate derivative h(z) with its constants computed once (a division or square root
+// inside the loop would keep the compiler from if-converting and vectorising it).
+template <typename R, int S>
+struct Surrogate {
+  R c0, c1, c2;
+  explicit Surrogate(R p) {
+    if constexpr (S == RECT) {
+      c0 = p / R(2);
+      c1 = R(1) / p;
+    } else if constexpr (S == TRI) {
+      c0 = std::sqrt(p) / R(2);
+      c1 = p / R(4);
+    } else if constexpr (S == SIGMOID) {
+      c0 = p;
+    } else if constexpr (S == ATAN) {
+      c0 = R(M_PI / 2) * p;
+      c1 = p / R(2);
+    } else {
+      c0 = p;
+      c1 = p * std::sqrt(R(2 * M_PI));
     }
   }
-}
+  inline R operator()(R z) const {
+    if constexpr (S == RECT) {
+      return (std::fabs(z) < c0) ? c1 : R(0);
+    } else if constexpr (S == TRI) {
+      R g = c0 - c1 * std::fabs(z);
+      return g > R(0) ? g : R(0);
+    } else if constexpr (S == SIGMOID) {
+      R sg = R(1) / (R(1) + vexp(-(c0 * z)));
+      return c0 * sg * (R(1) - sg);
+    } else if constexpr (S == ATAN) {
+      R w = c0 * z;
+      return c1 / (R(1) + w * w);
+    } else {
+      R w = z / c0;
+      return vexp(R(-0.5) * (w * w)) / c1;
+    }
+  }
+};
 
-// Pointer to the n neurons [i0, i0 + n) of row t; a broadcast row is copied into buf.
+// Pointer to the n neurons [i0, i0 + n) of row t; a broadcast or absent (ptr 0: zeros) row
+// is written into buf.
 template <typename R>
 inline const R* row(const Operand& a, int64_t t, int64_t i0, int64_t n, R* buf) {
+  if (!a.ptr) {
+    for (int64_t j = 0; j < n; ++j) buf[j] = R(0);
+    return buf;
+  }
   const R* p = reinterpret_cast<const R*>(a.ptr) + t * a.st;
   if (a.sn) return p + i0;
   for (int64_t j = 0; j < n; ++j) buf[j] = p[0];
@@ -71,27 +118,23 @@ struct Params {
   int64_t T, N;
 };
 
-template <typename R>
+template <typename R, bool SOFT, bool GE>
 void forward_chunk(const Params& P, const Operand& x, const Operand& k, const Operand& v0,
                    R* s, R* u, R* vT, int64_t i0, int64_t n) {
-  R v[CH], kb[CH], xb[CH];
+  alignas(64) R v[CH], kb[CH], xb[CH];
   const R v_th = R(P.v_th), v_reset = R(P.v_reset);
   const R* kk = row<R>(k, 0, i0, n, kb);
-  if (v0.ptr) {
-    const R* p = row<R>(v0, 0, i0, n, xb);
-    for (int64_t j = 0; j < n; ++j) v[j] = p[j];
-  } else {
-    for (int64_t j = 0; j < n; ++j) v[j] = R(0);
-  }
+  const R* p0 = row<R>(v0, 0, i0, n, xb);  // zeros when absent
+  for (int64_t j = 0; j < n; ++j) v[j] = p0[j];
   for (int64_t t = 0; t < P.T; ++t) {
     const R* xt = row<R>(x, t, i0, n, xb);
-    R* st = s + t * P.N + i0;
-    R* ut = u + t * P.N + i0;
+    R* __restrict st = s + t * P.N + i0;
+    R* __restrict ut = u + t * P.N + i0;
+#pragma GCC ivdep
     for (int64_t j = 0; j < n; ++j) {
       R uu = v[j] + xt[j];
-      bool f = P.fire_ge ? (uu >= v_th) : (uu > v_th);
-      R sp = f ? R(1) : R(0);
-      R r = P.soft ? (uu - v_th * sp) : (f ? v_reset : uu);
+      R sp = (GE ? (uu >= v_th) : (uu > v_th)) ? R(1) : R(0);
+      R r = SOFT ? (uu - v_th * sp) : (sp != R(0) ? v_reset : uu);
       v[j] = kk[j] * r;
       st[j] = sp;
       ut[j] = uu;
@@ -100,58 +143,93 @@ void forward_chunk(const Params& P, const Operand& x, const Operand& k, const Op
   for (int64_t j = 0; j < n; ++j) vT[i0 + j] = v[j];
 }
 
-template <typename R>
+// dL/dx[t] = g_u[t] + g_s[t]·h(u[t] - V_th) + k·(dr/du)·dL/dv[t];  dL/dv[t-1] = dL/dx[t];
+// dL/dk += dL/dv[t]·r[t]. Absent gradients are zeros (adding a zero is exact).
+template <typename R, int S, bool SOFT, bool GE, bool DETACH, bool NEEDK>
 void backward_chunk(const Params& P, const R* u, const Operand& k, const Operand& gs,
                     const Operand& gu, const Operand& gv, R* gx, R* gk, int64_t i0, int64_t n) {
-  R g[CH], acc[CH], kb[CH], b1[CH], b2[CH];
-  const R v_th = R(P.v_th), v_reset = R(P.v_reset), sp_ = R(P.surr_p);
-  const bool has_gs = gs.ptr != 0, has_gu = gu.ptr != 0;
-  bool has_gv = gv.ptr != 0;  // dL/dv[t] is non-zero (from v_T, or from a later step)
+  alignas(64) R g[CH], acc[CH], kb[CH], b1[CH], b2[CH];
+  const R v_th = R(P.v_th), v_reset = R(P.v_reset);
+  const Surrogate<R, S> surrogate_grad(static_cast<R>(P.surr_p));
   const R* kk = row<R>(k, 0, i0, n, kb);
-  if (has_gv) {
-    const R* p = row<R>(gv, 0, i0, n, b1);
-    for (int64_t j = 0; j < n; ++j) g[j] = p[j];
-  } else {
-    for (int64_t j = 0; j < n; ++j) g[j] = R(0);
+  const R* g0 = row<R>(gv, 0, i0, n, b1);
+  for (int64_t j = 0; j < n; ++j) {
+    g[j] = g0[j];
+    acc[j] = R(0);
   }
-  for (int64_t j = 0; j < n; ++j) acc[j] = R(0);
   for (int64_t t = P.T - 1; t >= 0; --t) {
-    const R* ut = u + t * P.N + i0;
-    const R* gst = has_gs ? row<R>(gs, t, i0, n, b1) : nullptr;
-    const R* gut = has_gu ? row<R>(gu, t, i0, n, b2) : nullptr;
-    R* gxt = gx + t * P.N + i0;
+    const R* __restrict ut = u + t * P.N + i0;
+    const R* gst = row<R>(gs, t, i0, n, b1);
+    const R* gut = row<R>(gu, t, i0, n, b2);
+    R* __restrict gxt = gx + t * P.N + i0;
+#pragma GCC ivdep
     for (int64_t j = 0; j < n; ++j) {
       R uu = ut[j];
-      R z = uu - v_th;
-      bool need_h = has_gs || (has_gv && !P.detach);
-      R h = need_h ? surrogate_grad<R>(z, P.surr, sp_) : R(0);
-      R out = has_gu ? gut[j] : R(0);
-      if (has_gs) out = has_gu ? out + gst[j] * h : gst[j] * h;
-      if (has_gv) {
-        bool f = P.fire_ge ? (uu >= v_th) : (uu > v_th);
-        R sp = f ? R(1) : R(0);
-        R m;  // dr/du
-        if (P.soft) {
-          m = P.detach ? R(1) : (h * -v_th + R(1));
-        } else {
-          m = R(1) - sp;
-          if (!P.detach) m = m + (v_reset - uu) * h;
-        }
-        m = m * kk[j];
-        out = out + m * g[j];
-        if (gk) {
-          R r = P.soft ? (uu - v_th * sp) : (uu + uu * sp * R(-1));
-          if (!P.soft && v_reset != R(0)) r = r + sp * v_reset;
-          acc[j] = acc[j] + g[j] * r;
-        }
+      R h = surrogate_grad(uu - v_th);
+      R sp = (GE ? (uu >= v_th) : (uu > v_th)) ? R(1) : R(0);
+      R m;  // dr/du
+      if constexpr (SOFT)
+        m = DETACH ? R(1) : (h * -v_th + R(1));
+      else
+        m = DETACH ? (R(1) - sp) : ((R(1) - sp) + (v_reset - uu) * h);
+      R out = gut[j] + gst[j] * h;
+      out = out + (m * kk[j]) * g[j];
+      if constexpr (NEEDK) {
+        R r = SOFT ? (uu - v_th * sp) : (uu + uu * sp * R(-1) + sp * v_reset);
+        acc[j] = acc[j] + g[j] * r;
       }
       gxt[j] = out;
       g[j] = out;
     }
-    has_gv = true;
   }
-  if (gk)
+  if (NEEDK)
     for (int64_t j = 0; j < n; ++j) gk[i0 + j] = acc[j];
+}
+
+// Compile-time dispatch: one specialised (branch-free, vectorisable) loop per combination.
+template <typename R>
+using FwdFn = void (*)(const Params&, const Operand&, const Operand&, const Operand&, R*, R*,
+                       R*, int64_t, int64_t);
+template <typename R>
+using BwdFn = void (*)(const Params&, const R*, const Operand&, const Operand&,
+                       const Operand&, const Operand&, R*, R*, int64_t, int64_t);
+
+template <typename R>
+FwdFn<R> pick_forward(const Params& P) {
+  if (P.soft) return P.fire_ge ? forward_chunk<R, true, true> : forward_chunk<R, true, false>;
+  return P.fire_ge ? forward_chunk<R, false, true> : forward_chunk<R, false, false>;
+}
+
+template <typename R, int S, bool SOFT, bool GE, bool DETACH>
+BwdFn<R> pick_backward_k(bool needk) {
+  return needk ? backward_chunk<R, S, SOFT, GE, DETACH, true>
+               : backward_chunk<R, S, SOFT, GE, DETACH, false>;
+}
+
+template <typename R, int S>
+BwdFn<R> pick_backward_s(const Params& P, bool needk) {
+  const int c = (P.soft ? 4 : 0) + (P.fire_ge ? 2 : 0) + (P.detach ? 1 : 0);
+  switch (c) {
+    case 0: return pick_backward_k<R, S, false, false, false>(needk);
+    case 1: return pick_backward_k<R, S, false, false, true>(needk);
+    case 2: return pick_backward_k<R, S, false, true, false>(needk);
+    case 3: return pick_backward_k<R, S, false, true, true>(needk);
+    case 4: return pick_backward_k<R, S, true, false, false>(needk);
+    case 5: return pick_backward_k<R, S, true, false, true>(needk);
+    case 6: return pick_backward_k<R, S, true, true, false>(needk);
+    default: return pick_backward_k<R, S, true, true, true>(needk);
+  }
+}
+
+template <typename R>
+BwdFn<R> pick_backward(const Params& P, bool needk) {
+  switch (P.surr) {
+    case RECT: return pick_backward_s<R, RECT>(P, needk);
+    case TRI: return pick_backward_s<R, TRI>(P, needk);
+    case SIGMOID: return pick_backward_s<R, SIGMOID>(P, needk);
+    case ATAN: return pick_backward_s<R, ATAN>(P, needk);
+    default: return pick_backward_s<R, GAUSS>(P, needk);
+  }
 }
 
 bool parse_operand(PyObject* tup, Operand* o) {
@@ -197,14 +275,17 @@ PyObject* py_forward(PyObject*, PyObject* args) {
     return nullptr;
   Params P{v_th, v_reset, 0.0, soft, fire_ge, 0, 0, T, N};
   Py_BEGIN_ALLOW_THREADS
-  if (is_double)
+  if (is_double) {
+    FwdFn<double> f = pick_forward<double>(P);
     parallel_chunks(N, threads, [&](int64_t i0, int64_t n) {
-      forward_chunk<double>(P, x, k, v0, (double*)ps, (double*)pu, (double*)pv, i0, n);
+      f(P, x, k, v0, (double*)ps, (double*)pu, (double*)pv, i0, n);
     });
-  else
+  } else {
+    FwdFn<float> f = pick_forward<float>(P);
     parallel_chunks(N, threads, [&](int64_t i0, int64_t n) {
-      forward_chunk<float>(P, x, k, v0, (float*)ps, (float*)pu, (float*)pv, i0, n);
+      f(P, x, k, v0, (float*)ps, (float*)pu, (float*)pv, i0, n);
     });
+  }
   Py_END_ALLOW_THREADS
   Py_RETURN_NONE;
 }
@@ -231,16 +312,17 @@ PyObject* py_backward(PyObject*, PyObject* args) {
   }
   Params P{v_th, v_reset, surr_p, soft, fire_ge, detach, surr, T, N};
   Py_BEGIN_ALLOW_THREADS
-  if (is_double)
+  if (is_double) {
+    BwdFn<double> f = pick_backward<double>(P, pgk != 0);
     parallel_chunks(N, threads, [&](int64_t i0, int64_t n) {
-      backward_chunk<double>(P, (const double*)pu, k, gs, gu, gv, (double*)pgx, (double*)pgk,
-                             i0, n);
+      f(P, (const double*)pu, k, gs, gu, gv, (double*)pgx, (double*)pgk, i0, n);
     });
-  else
+  } else {
+    BwdFn<float> f = pick_backward<float>(P, pgk != 0);
     parallel_chunks(N, threads, [&](int64_t i0, int64_t n) {
-      backward_chunk<float>(P, (const float*)pu, k, gs, gu, gv, (float*)pgx, (float*)pgk, i0,
-                            n);
+      f(P, (const float*)pu, k, gs, gu, gv, (float*)pgx, (float*)pgk, i0, n);
     });
+  }
   Py_END_ALLOW_THREADS
   Py_RETURN_NONE;
 }
