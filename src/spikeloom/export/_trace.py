@@ -92,9 +92,16 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> Traced:
     gm = fx.GraphModule(root, graph)
     was_training = model.training
     model.eval()
+    steps = getattr(model, "T", None) or 2  # models tied to T (attention) need their T
     try:
         with torch.no_grad():
-            ShapeProp(gm).propagate(torch.zeros(2, 1, *input_shape))
+            ShapeProp(gm).propagate(torch.zeros(steps, 1, *input_shape))
+    except RuntimeError as e:
+        cause = e.__cause__ or e
+        raise ExportError(
+            f"{type(model).__name__} does not run on input [T={steps}, B=1, "
+            f"{', '.join(map(str, input_shape))}]: {cause}"
+        ) from None
     finally:
         model.train(was_training)
     return Traced(gm)

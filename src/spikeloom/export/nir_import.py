@@ -171,7 +171,7 @@ def _exact(node, ctx: ImportContext) -> nn.Module | None:
     with torch.no_grad():  # the stored parameter gives sigmoid(w) = 1 - k bit for bit
         plif.w.copy_(torch.tensor(float(w)) if w is not None else
                      torch.logit(torch.tensor(s_in, dtype=torch.float64)).float())
-    return plif if float(plif.input_scale()) == np.float32(s_in) else None
+    return plif if float(plif.input_scale().detach()) == np.float32(s_in) else None
 
 
 @NIR_IMPORTERS.register("LIF")

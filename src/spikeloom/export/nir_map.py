@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import nir
 import numpy as np
+import torch
 from torch import nn
 
 from ..errors import ExportError
@@ -175,8 +176,8 @@ def neuron_to_nir(neuron: BaseNeuron, shape: tuple[int, ...], dt: float, name: s
     if spec.fire_ge:
         raise ExportError(f"layer {name!r}: firing on u >= V_th (fire_ge=True) has no NIR form "
                           "(NIR fires on v > v_threshold)")
-    k = float(neuron.decay_factor())
-    s_in = float(neuron.input_scale())
+    k = float(torch.as_tensor(neuron.decay_factor()).detach())
+    s_in = float(torch.as_tensor(neuron.input_scale()).detach())
     full = lambda v: np.full(shape, v, dtype=np.float64)  # noqa: E731
     kind = "plif" if isinstance(neuron, PLIF) else ("if" if isinstance(neuron, IF) else "lif")
     meta = {"spikeloom_neuron": kind, "decay": k, "input_scale": s_in, "dt": float(dt)}
