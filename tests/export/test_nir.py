@@ -256,6 +256,27 @@ def test_spikingjelly_export_imports_and_matches_spikingjelly() -> None:
     assert torch.equal(out, ref)
 
 
+def test_spikingjelly_reads_spikeloom_graphs_with_identical_spikes() -> None:
+    pytest.importorskip("spikingjelly", reason="SpikingJelly is not installed (peer library; "
+                        "run with PYTHONPATH including a --target install of it)")
+    try:
+        from spikingjelly.activation_based.nir_exchange.from_nir import import_from_nir
+    except ImportError as e:
+        pytest.skip(f"SpikingJelly's NIR exchange is not importable: {e}")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), LIF(decay=0.5, v_th=1.0), nn.Linear(8, 3),
+                          IF(v_th=1.0)).eval()
+    with torch.no_grad():
+        model[0].weight.uniform_(0, 0.6)
+        model[2].weight.uniform_(0, 0.5)
+    peer = import_from_nir(to_nir(model, dt=1e-4, input_shape=(6,)), dt=1e-4, step_mode="m")
+    x = torch.rand(10, 4, 6)
+    with torch.no_grad():
+        ref, out = model(x), peer(x)[0]
+    assert ref.sum() > 20
+    assert torch.equal(out, ref)
+
+
 # ------------------------------------------------------------------ residuals, folding
 
 

@@ -154,8 +154,12 @@ def to_nir(
         else:
             raise ExportError(f"operation {node.name!r} ({node.op} {node.target}) has no NIR "
                               "form; the forward may use layers, tensor .flatten and '+'")
-    return nir.NIRGraph(nodes=b.nodes, edges=b.edges,
-                        metadata={"dt": dt, "source": "spikeloom"}, type_check=False)
+    try:  # NIR's own shape check of every edge
+        return nir.NIRGraph(nodes=b.nodes, edges=b.edges,
+                            metadata={"dt": dt, "source": "spikeloom"}, type_check=True)
+    except (ValueError, NotImplementedError) as e:
+        raise ExportError(f"the exported graph of {type(model).__name__} fails NIR's type "
+                          f"check: {e}") from None
 
 
 def write_nir(model: nn.Module, path, **kwargs) -> nir.NIRGraph:
