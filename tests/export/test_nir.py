@@ -96,6 +96,24 @@ def test_round_trip_rebuilds_the_same_neuron(neuron: nn.Module, tmp_path) -> Non
         assert torch.equal(back(x), model(x))
 
 
+def test_conv1d_flatten_module_and_sum_pool_round_trip(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(TimeDistributed(nn.Conv1d(2, 3, 3, padding=1, stride=2)), LIF(),
+                          nn.Flatten(2), nn.Linear(3 * 5, 4), IF(v_th=0.3))
+    g = to_nir(model, dt=1e-3, input_shape=(2, 10))
+    assert [type(n).__name__ for n in g.nodes.values()] == [
+        "Input", "Conv1d", "LIF", "Flatten", "Affine", "IF", "Output"]
+    assert (g.nodes["2"].start_dim, g.nodes["2"].end_dim) == (0, -1)
+    x = torch.rand(5, 3, 2, 10) * 3
+    with torch.no_grad():
+        assert torch.equal(from_nir(g)(x), model(x))
+    pool = nir.NIRGraph.from_list(nir.SumPool2d(kernel_size=np.array([2, 2]),
+                                                stride=np.array([2, 2]),
+                                                padding=np.array([0, 0])), type_check=False)
+    y = from_nir(pool, dt=1e-3)(torch.arange(16.0).reshape(1, 1, 1, 4, 4))
+    assert y.flatten().tolist() == [10.0, 18.0, 42.0, 50.0]  # 0+1+4+5, 2+3+6+7, ...
+
+
 # ------------------------------------------------------------- round trip on real data
 
 
