@@ -9,7 +9,13 @@ pytest.importorskip("onnx", reason="the optional 'onnx' package (extra 'interop'
 pytest.importorskip("onnxruntime", reason="onnxruntime (extra 'interop') is absent")
 
 from spikeloom.errors import ExportError  # noqa: E402
-from spikeloom.export.onnx import UnrolledNeuron, export_onnx, onnx_twin, run_onnx  # noqa: E402
+from spikeloom.export.onnx import (  # noqa: E402
+    UnrolledNeuron,
+    export_onnx,
+    export_onnx_step,
+    onnx_twin,
+    run_onnx,
+)
 from spikeloom.models import build_model  # noqa: E402
 from spikeloom.neurons import LIF, BaseNeuron  # noqa: E402
 
@@ -62,3 +68,33 @@ def test_twin_equals_the_model_and_leaves_it_untouched() -> None:
         assert torch.equal(twin(x), model(x))
     with pytest.raises(ExportError, match="input_shape="):
         export_onnx(model, "unused.onnx", T=2)
+
+
+def test_single_step_export_with_explicit_state_on_nmnist(trained_lif_net, nmnist_batches,
+                                                          tmp_path) -> None:
+    x, _ = nmnist_batches["test"]
+    x = x[:, :4]
+    path = tmp_path / "step.onnx"
+    ins, outs, sizes = export_onnx_step(trained_lif_net, path, batch_size=4)
+    assert ins == ["frame", "state_0", "state_1", "state_2"]
+    assert sizes == [(4, 4, 17, 17), (4, 8, 8, 8), (4, 16)]
+    states = {f"state_{i}": torch.zeros(s) for i, s in enumerate(sizes)}
+    per_step, spikes = [], [[] for _ in sizes]
+    for t in range(x.shape[0]):
+        got = run_onnx(path, x[t], **states)
+        per_step.append(got["output"])
+        for i in range(len(sizes)):
+            spikes[i].append(got[f"neuron_{i}"])
+        states = {f"state_{i}": got[f"state_{i}_out"] for i in range(len(sizes))}
+    ref, ref_spikes = _neuron_outputs(trained_lif_net, x)
+    for i, s in enumerate(ref_spikes):
+        assert torch.equal(torch.stack(spikes[i]), s)  # identical spikes, step by step
+    torch.testing.assert_close(torch.stack(per_step).mean(0), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_single_step_export_refuses_sequence_layers(tmp_path) -> None:
+    model = build_model("liafnet", neuron="lif", attention=True, T=4, input_size=(8, 8),
+                        channels=(4,), hidden=8)
+    with pytest.raises(ExportError, match=r"'features\.0\.2' \(TemporalAttention\) needs "
+                                          "the whole sequence"):
+        export_onnx_step(model, tmp_path / "x.onnx")
