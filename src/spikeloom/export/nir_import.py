@@ -290,7 +290,8 @@ def from_nir(graph: nir.NIRGraph | str | Path, *, dt: float | None = None) -> NI
     preds: dict[str, list[str]] = {k: [] for k in graph.nodes}
     for a, b in graph.edges:
         preds[b].append(a)
-    key = {k: ("input" if k == ins[0] else k.replace(".", "__")) for k in graph.nodes}
+    key = {k: "input" if k == ins[0] else
+           ("node_input" if k == "input" else k.replace(".", "__")) for k in graph.nodes}
     layers: dict[str, nn.Module] = {}
     inputs: dict[str, list[str]] = {}
     alias: dict[str, list[str]] = {}  # identity nodes forward their (summed) sources
