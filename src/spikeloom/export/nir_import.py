@@ -149,7 +149,7 @@ def _exact(node, ctx: ImportContext) -> nn.Module | None:
     kind = meta.get("spikeloom_neuron")
     if isinstance(kind, bytes):
         kind = kind.decode()
-    if kind not in ("lif", "if", "plif"):
+    if kind not in ("lif", "if", "plif") or (kind != "if" and float(meta["decay"]) >= 1.0):
         return None
     k, s_in = float(meta["decay"]), float(meta["input_scale"])
     thr = _uniform(node.v_threshold, "threshold", ctx)

@@ -43,7 +43,7 @@ from torch import nn
 from ..errors import ExportError
 from ..fold import fold_norm
 from ..layers import TemporalAttention, TimeDistributed
-from ..neurons import IF, LIAF, LIF, PLIF, BaseNeuron
+from ..neurons import LIAF, LIF, PLIF, BaseNeuron
 from ..registry import TypeRegistry
 
 __all__ = ["MapContext", "NIR_MAPPERS", "register_nir_mapper", "supported_layers",
@@ -179,7 +179,7 @@ def neuron_to_nir(neuron: BaseNeuron, shape: tuple[int, ...], dt: float, name: s
     k = float(torch.as_tensor(neuron.decay_factor()).detach())
     s_in = float(torch.as_tensor(neuron.input_scale()).detach())
     full = lambda v: np.full(shape, v, dtype=np.float64)  # noqa: E731
-    kind = "plif" if isinstance(neuron, PLIF) else ("if" if isinstance(neuron, IF) else "lif")
+    kind = "plif" if isinstance(neuron, PLIF) else ("if" if k == 1.0 else "lif")
     meta = {"spikeloom_neuron": kind, "decay": k, "input_scale": s_in, "dt": float(dt)}
     if isinstance(neuron, PLIF):
         meta["w"] = float(neuron.w.detach())
