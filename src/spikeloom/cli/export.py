@@ -33,9 +33,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.format == "nir" and args.dt is None:
         raise ConfigError("--format nir needs --dt (seconds per time step, e.g. --dt 1e-3)")
-    try:  # the optional packages of the 'interop' extra
-        import nir  # noqa: F401
-        import onnx  # noqa: F401
+    import importlib
+
+    try:  # the optional package of the 'interop' extra this format needs
+        importlib.import_module(args.format)
     except ImportError as e:
         raise ConfigError(f"spikeloom export needs the optional package {e.name!r}; install "
                           "the 'interop' extra (pip install 'spikeloom[interop]')") from None
