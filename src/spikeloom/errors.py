@@ -22,6 +22,7 @@ __all__ = [
     "EventFileWarning",
     "MissingDataError",
     "ConvertError",
+    "ExportError",
 ]
 
 
@@ -92,3 +93,8 @@ class MissingDataError(SpikeloomError, FileNotFoundError):
 
 class ConvertError(SpikeloomError, RuntimeError):
     """A problem with the inputs or the output folder of a conversion (message says what to do)."""
+
+
+class ExportError(SpikeloomError, ValueError):
+    """A model or graph cannot be exported or imported faithfully (NIR, ONNX, peer weights);
+    the message names the layer or node and lists what is supported."""
