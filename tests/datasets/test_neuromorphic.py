@@ -271,8 +271,8 @@ def test_registry() -> None:
     with pytest.raises(UnknownNameError, match="unknown dataset 'mnist2'") as info:
         build_dataset("mnist2", "train")
     assert "esdigits" in str(info.value) and "shd" in str(info.value)
-    assert sorted(DATASETS) == ["cifar10dvs", "dvsgesture", "esdigits", "esimagenet",
-                                "eventfolder", "ncaltech101", "nmnist", "shd"]
+    assert {"cifar10dvs", "dvsgesture", "esdigits", "esimagenet", "eventfolder", "mnist",
+            "ncaltech101", "nmnist", "shd"} <= set(DATASETS)
 
 
 def test_base_calls_no_hook_before_the_subclass_is_ready(nmnist_root: Path) -> None:
