@@ -13,6 +13,8 @@ linearly with ``T``. Two options cut it without changing the loss or the gradien
   neuron (a ``conv-norm-neuron`` stage, a residual block), outermost only, never the model
   itself. Buffers (batch-norm running statistics) are restored after the recomputation, so
   they are updated once per step, and the random-number state is replayed (dropout masks).
+  With both options, bits are used for the saved block inputs (the recomputation runs
+  without packing: the block's float input is alive then anyway).
 
 The neuron op itself (backends ``cpu_kernel`` and ``torch_fused``) already saves only the
 pre-reset potential ``u`` and recomputes spikes, resets and surrogate derivatives from it.
@@ -36,6 +38,7 @@ random state is the CPU's and, for a CUDA input, its device's.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +63,9 @@ __all__ = [
 #: ways to checkpoint: ``"none"`` or ``"block"``
 CHECKPOINT_MODES: tuple[str, ...] = ("none", "block")
 _MIN_PACK = 1024  # smaller tensors are not worth packing
+# set while a checkpointed block is recomputed in backward: its input is alive as a float
+# tensor then anyway, so packing it again would only add a copy
+_RECOMPUTING = threading.local()
 
 
 @dataclass(frozen=True)
@@ -136,12 +142,16 @@ def enable_spike_bits(model: nn.Module) -> list[Any]:
         stack: list[Any] = []
 
         def enter(mod, args, _stack=stack):
-            ctx = torch.autograd.graph.saved_tensors_hooks(_pack_saved, _unpack_saved)
-            ctx.__enter__()
+            ctx = None
+            if not getattr(_RECOMPUTING, "on", False):
+                ctx = torch.autograd.graph.saved_tensors_hooks(_pack_saved, _unpack_saved)
+                ctx.__enter__()
             _stack.append(ctx)
 
         def leave(mod, args, out, _stack=stack):
-            _stack.pop().__exit__(None, None, None)
+            ctx = _stack.pop()
+            if ctx is not None:
+                ctx.__exit__(None, None, None)
 
         handles.append(m.register_forward_pre_hook(enter))
         handles.append(m.register_forward_hook(leave, always_call=True))
@@ -190,11 +200,16 @@ class _BlockCheckpoint(torch.autograd.Function):
         params = [p for p in ctx.block.parameters() if p.requires_grad]
         buffers = [b.clone() for b in ctx.block.buffers()]
         cuda = [] if ctx.cuda is None else [ctx.cuda]
-        with torch.random.fork_rng(devices=cuda), torch.enable_grad():
-            torch.set_rng_state(ctx.rng)
-            if ctx.cuda is not None:
-                torch.cuda.set_rng_state(ctx.cuda_rng, ctx.cuda)
-            out = ctx.run(x)
+        was = getattr(_RECOMPUTING, "on", False)
+        _RECOMPUTING.on = True
+        try:
+            with torch.random.fork_rng(devices=cuda), torch.enable_grad():
+                torch.set_rng_state(ctx.rng)
+                if ctx.cuda is not None:
+                    torch.cuda.set_rng_state(ctx.cuda_rng, ctx.cuda)
+                out = ctx.run(x)
+        finally:
+            _RECOMPUTING.on = was
         inputs = ([x] if x.requires_grad else []) + params
         grads = list(torch.autograd.grad(out, inputs, g_out, allow_unused=True)) \
             if out.requires_grad and inputs else [None] * len(inputs)
