@@ -21,6 +21,9 @@ from .losses import LOSSES
 
 __all__ = ["TrainConfig", "cli_fields", "CliField"]
 
+#: mixed-precision modes of the training forward pass (``TrainConfig.amp``)
+AMP_MODES: tuple[str, ...] = ("none", "bf16")
+
 
 def _opt(default: Any, help: str, *, flag: str | None = None, cli: bool = True,
          factory: Any = None) -> Any:
@@ -67,6 +70,17 @@ class TrainConfig:
         overwrite: allow a fresh run in a non-empty run directory (its run files are deleted
             first); without it such a run is refused and ``--resume`` is suggested.
         cost_batches: validation batches used to measure firing rates for the cost report.
+        amp: mixed precision of the training forward pass: ``"none"`` (fp32) or ``"bf16"``
+            (``torch.autocast`` with bfloat16, on CPU and CUDA; evaluation stays fp32).
+        accum_steps: gradient accumulation: the optimizer steps once every ``accum_steps``
+            batches of ``batch_size`` (an effective batch of ``accum_steps * batch_size``; the
+            schedule counts optimizer steps). For a model without batch statistics the update
+            equals one batch of ``accum_steps * batch_size`` up to float rounding; batch norm
+            still normalises each micro-batch of ``batch_size`` on its own.
+        compile: train through ``torch.compile(model)`` (evaluation, checkpoints and the cost
+            report use the plain model, which shares the weights).
+        compile_backend: ``torch.compile`` backend (``"inductor"``, the default, needs a C++
+            compiler; ``"aot_eager"`` traces without generating code).
     """
 
     imports: list[str] = _opt(None, "", cli=False, factory=list)
@@ -99,6 +113,10 @@ class TrainConfig:
     plots: bool = _opt(True, "do not write plots", flag="--no-plots")
     cost: bool = _opt(True, "do not measure the cost report", flag="--no-cost")
     cost_batches: int = _opt(4, "validation batches for the cost report")
+    amp: str = _opt("none", "mixed precision of training: none or bf16 (autocast)")
+    accum_steps: int = _opt(1, "gradient accumulation: optimizer step every N batches")
+    compile: bool = _opt(False, "train through torch.compile(model)")
+    compile_backend: str = _opt("inductor", "torch.compile backend (inductor, aot_eager, ...)")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -160,6 +178,10 @@ class TrainConfig:
              "weight_decay must be a number >= 0")
         need(isinstance(self.dataset_kwargs, dict) and isinstance(self.model_kwargs, dict),
              "dataset_kwargs and model_kwargs must be mappings")
+        need(self.amp in AMP_MODES, f"amp must be one of {', '.join(AMP_MODES)}, "
+                                    f"got {self.amp!r}")
+        need(self.accum_steps >= 1, f"accum_steps must be an integer >= 1, got "
+                                    f"{self.accum_steps}")
 
     def import_modules(self) -> None:
         """Import :attr:`imports` (their registrations take effect); a missing module is a

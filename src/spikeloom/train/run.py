@@ -118,8 +118,9 @@ class _Run:
         self.step = STEPS.get(self.spec.kind)
         self.model = build_model_for(cfg, self.spec).to(self.device)
         self.opt = make_optimizer(cfg, self.model)
-        self.sched = make_schedule(cfg, self.opt, math.ceil(len(self.data["train"]) /
-                                                             cfg.batch_size))
+        # the schedule counts optimizer steps (one per accum_steps batches)
+        self.sched = make_schedule(cfg, self.opt, math.ceil(
+            math.ceil(len(self.data["train"]) / cfg.batch_size) / cfg.accum_steps))
         self.callbacks = CallbackList(callbacks)
         self.ckpt_dir = run_dir / "checkpoints"
         self.state = ResumeState()
@@ -131,6 +132,8 @@ class _Run:
         if self.d.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if cfg.compile:
+            self.net = torch.compile(self.net, backend=cfg.compile_backend)
         self.ctx = StepContext(self.model, self.opt, cfg, global_step=self.sched.last_epoch)
         self.eval_batches = {s: global_batches(len(self.data[s]), cfg.batch_size, cfg.seed, 0,
                                                False) for s in ("val", "test")}
