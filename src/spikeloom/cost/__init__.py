@@ -23,6 +23,7 @@ from .counters import (
 )
 from .energy import Energy45nm, NeuronOpCount
 from .measure import measure_cost
+from . import recurrent as _recurrent  # noqa: F401,E402  (counters of nn.RNN/GRU/LSTM)
 from .report import CostReport, LayerCost
 
 __all__ = [
