@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from . import recurrent as _recurrent  # noqa: F401  (registers the nn.RNN/GRU/LSTM counter)
 from .counters import (
     COUNTERS,
     PRECISIONS,
@@ -23,7 +24,6 @@ from .counters import (
 )
 from .energy import Energy45nm, NeuronOpCount
 from .measure import measure_cost
-from . import recurrent as _recurrent  # noqa: F401,E402  (counters of nn.RNN/GRU/LSTM)
 from .report import CostReport, LayerCost
 
 __all__ = [

@@ -29,11 +29,11 @@ from ..neurons import NEURONS
 from .base import SpikingClassifier
 from .factory import NormKind, make_neuron_factory, make_norm
 from .liafnet import LIAFNet
+from .recurrent import ConvRecurrent, RecurrentCNN, RecurrentMLP
 from .registry import MODELS, build_model, count_parameters, frames_args, register_model
 from .resnet import BasicBlock, SpikingResNet, resnet19, resnet_tiny
-from .tasnn import TASNN
-from .recurrent import ConvRecurrent, RecurrentCNN, RecurrentMLP
 from .snn_mlp import SpikingCNN, SpikingMLP
+from .tasnn import TASNN
 
 __all__ = [
     "SpikingClassifier",

@@ -42,7 +42,7 @@ from .factory import pair
 from .registry import frames_args, register_model
 
 __all__ = ["RecurrentMLP", "RecurrentCNN", "ConvRecurrent", "flat_args", "READOUTS",
-           "make_readout", "FlatInput"]
+           "make_readout", "FlatInput", "frames_any_T"]
 
 #: time readouts of the per-step outputs ``[T, B, K]``
 READOUTS = {"mean": MeanOverTime, "last": LastStep}
@@ -60,14 +60,20 @@ def make_readout(readout: str) -> nn.Module:
 
 def flat_args(spec: DataSpec) -> dict[str, Any]:
     """Arguments of a model on flattened steps: ``in_features`` (``C·H·W`` of frames, ``C`` of
-    sequences), ``num_classes`` and ``T``."""
+    sequences) and ``num_classes``. ``T`` is left free, so that a model trained on frames of
+    one width ``dt`` can be tested on another number of frames."""
     if spec.channels is None:
         raise ConfigError(f"a flat model needs the dataset's channels; its spec has none "
                           f"({spec})")
     size = 1
     for s in spec.size or ():
         size *= s
-    return {"in_features": spec.channels * size, "num_classes": spec.num_classes, "T": spec.T}
+    return {"in_features": spec.channels * size, "num_classes": spec.num_classes}
+
+
+def frames_any_T(spec: DataSpec) -> dict[str, Any]:
+    """:func:`~spikeloom.models.registry.frames_args` without ``T`` (any number of steps)."""
+    return {**frames_args(spec), "T": None}
 
 
 class FlatInput(SpikingClassifier):
@@ -199,7 +205,8 @@ class RecurrentCNN(SpikingClassifier):
     """
 
     def __init__(self, in_channels: int = 2, num_classes: int = 11,
-                 input_size: int | Sequence[int] = (32, 32), channels: Sequence[int] = (64, 128, 128),
+                 input_size: int | Sequence[int] = (32, 32),
+                 channels: Sequence[int] = (64, 128, 128),
                  pool_after: Sequence[int] = (1, 2), hidden: int | None = 256, cell: str = "rnn",
                  kernel_size: int = 3, readout: str = "mean", dropout: float = 0.0,
                  T: int | None = None) -> None:
@@ -237,7 +244,7 @@ for _cell in _CELLS:
     register_model(_cell, lambda _c=_cell, **kw: RecurrentMLP(cell=_c, **kw), kinds=_FLAT_KINDS,
                    from_spec=flat_args)
 register_model("convrnn", lambda **kw: RecurrentCNN(cell="rnn", **kw), kinds=("frames",),
-               from_spec=frames_args)
+               from_spec=frames_any_T)
 register_model("convlstm", lambda **kw: RecurrentCNN(cell="lstm", **kw), kinds=("frames",),
-               from_spec=frames_args)
+               from_spec=frames_any_T)
 del _cell

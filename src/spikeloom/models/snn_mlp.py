@@ -20,8 +20,8 @@ from ..layers import MeanOverTime, TimeDistributed
 from ..neurons import LIF
 from .base import SpikingClassifier
 from .factory import pair
-from .recurrent import FlatInput, flat_args
-from .registry import frames_args, register_model
+from .recurrent import FlatInput, flat_args, frames_any_T
+from .registry import register_model
 
 __all__ = ["SpikingMLP", "SpikingCNN", "HE2020_LIF"]
 
@@ -88,7 +88,8 @@ class SpikingCNN(SpikingClassifier):
     """
 
     def __init__(self, in_channels: int = 2, num_classes: int = 11,
-                 input_size: int | Sequence[int] = (32, 32), channels: Sequence[int] = (64, 128, 128),
+                 input_size: int | Sequence[int] = (32, 32),
+                 channels: Sequence[int] = (64, 128, 128),
                  pool_after: Sequence[int] = (1, 2), hidden: int | None = 256,
                  pool_neurons: bool = True, spiking_output: bool = True, dropout: float = 0.0,
                  neuron_kwargs: dict[str, Any] | None = None, T: int | None = None) -> None:
@@ -125,4 +126,4 @@ class SpikingCNN(SpikingClassifier):
 
 
 register_model("snn_mlp", SpikingMLP, kinds=("frames", "sequence"), from_spec=flat_args)
-register_model("snn_cnn", SpikingCNN, kinds=("frames",), from_spec=frames_args)
+register_model("snn_cnn", SpikingCNN, kinds=("frames",), from_spec=frames_any_T)

@@ -379,9 +379,16 @@ def cost_report(model: nn.Module, ds: Dataset, cfg: TrainConfig, device: torch.d
     return measure_cost(model, ((x.to(device), y) for x, y in loader))
 
 
-def load_run(run_dir: str | os.PathLike, which: str = "best",
-             device: str = "cpu") -> tuple[TrainConfig, nn.Module, dict[str, Dataset]]:
-    """Load a finished (or interrupted) run: its config, model weights and datasets."""
+def load_run(run_dir: str | os.PathLike, which: str = "best", device: str = "cpu",
+             dataset_overrides: Mapping[str, Any] | None = None,
+             ) -> tuple[TrainConfig, nn.Module, dict[str, Dataset]]:
+    """Load a finished (or interrupted) run: its config, model weights and datasets.
+
+    ``dataset_overrides`` (e.g. ``{"dt_us": 10000, "T": 8}``) change the dataset options of the
+    returned datasets only: the model is built for the run's own data, so a model that accepts
+    any number of steps is evaluated on frames of another width (the returned config keeps the
+    run's options).
+    """
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
@@ -392,6 +399,9 @@ def load_run(run_dir: str | os.PathLike, which: str = "best",
     dev = resolve_device(device)
     data, _ = build_data(cfg)
     model = build_model_for(cfg, dataset_spec(data["train"])).to(dev)
+    if dataset_overrides:
+        data, _ = build_data(dataclasses.replace(
+            cfg, dataset_kwargs={**cfg.dataset_kwargs, **dataset_overrides}))
     ck = load_checkpoint(ck_path, dev)
     model.load_state_dict(ck["model"])
     model.eval()
