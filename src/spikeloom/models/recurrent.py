@@ -124,8 +124,7 @@ class RecurrentMLP(FlatInput):
             raise ValueError(f"cell must be one of {', '.join(_CELLS)}, got {cell!r}")
         if not hidden:
             raise ValueError("hidden must name at least one recurrent layer")
-        self.in_features, self.num_classes, self.T, self.in_channels = (
-            int(in_features), num_classes, T, int(in_features))
+        self.in_features, self.num_classes, self.T = int(in_features), num_classes, T
         sizes = [self.in_features, *[int(h) for h in hidden]]
         self.layers = nn.ModuleList(_CELLS[cell](a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.dropout = nn.Dropout(dropout)

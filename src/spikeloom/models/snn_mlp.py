@@ -53,7 +53,6 @@ class SpikingMLP(FlatInput):
                  neuron_kwargs: dict[str, Any] | None = None, T: int | None = None) -> None:
         super().__init__()
         self.in_features, self.num_classes, self.T = int(in_features), num_classes, T
-        self.in_channels = self.in_features
         sizes = [self.in_features, *[int(h) for h in hidden], num_classes]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
