@@ -240,3 +240,24 @@ def test_snn_vs_rnn_configs_are_one_protocol_and_train_a_step(setting):
         loss.backward()
         assert torch.isfinite(loss), name
         assert all(p.grad is not None for p in model.parameters() if p.requires_grad), name
+
+
+def test_build_from_spec_equals_explicit_arguments():
+    """The protocol's models derive their sizes from a DataSpec like explicit arguments do."""
+    spec = DataSpec("frames", 4, T=6, channels=2, size=(16, 16))
+    flat = {"in_features": 2 * 16 * 16, "num_classes": 4}
+    conv = {"in_channels": 2, "num_classes": 4, "input_size": (16, 16)}
+    cases = {"snn_mlp": (flat, {"hidden": [8]}), "rnn": (flat, {"hidden": [8]}),
+             "gru": (flat, {"hidden": [8]}), "lstm": (flat, {"hidden": [8]}),
+             **{n: (conv, {"channels": [3], "pool_after": [0], "hidden": 4})
+                for n in ("snn_cnn", "convrnn", "convlstm")}}
+    for name, (explicit, kw) in cases.items():
+        torch.manual_seed(0)
+        a = build_model(name, spec, **kw)
+        torch.manual_seed(0)
+        b = build_model(name, **explicit, **kw)
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa), name
+    seq = DataSpec("sequence", 5, T=10, channels=7)  # MLP twins also take sequences [T, B, C]
+    for name in ("snn_mlp", "rnn", "lstm"):
+        assert build_model(name, seq, hidden=[4])(torch.rand(10, 3, 7)).shape == (3, 5)
