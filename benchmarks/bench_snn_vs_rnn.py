@@ -11,13 +11,19 @@ parameters, Dense MACs, SynOps, energy per inference at 45 nm) and writes it to
 The paper trains 100 epochs on the full 60,000 recordings; on 900 recordings and a shared
 2-core machine this script trains ``--epochs`` (default 20) with one learning rate for all
 models (``--lr``, default 1e-3: the paper's 1e-4 / 5e-4 are for ~150k steps, here ~400). Both
-overrides are printed. ``--conv`` adds SNN-CNN / ConvRNN / ConvLSTM with small widths
-(``--conv-channels``, default 16 32, pooling after each, FC 128).
+overrides are printed. ``--runs`` picks the models: ``snn rnn lstm`` (default; the MLP
+twins of the configs) and/or the conv twins ``snn_cnn convrnn convlstm`` with small widths
+(``--conv-channels``, default 16 32, pooling after each, FC 128); runs in one table share one
+protocol, so a conv table with fewer epochs goes to its own ``--out``.
 
 Usage::
 
-    python benchmarks/bench_snn_vs_rnn.py [--root DIR] [--epochs 20] [--lr 1e-3] [--conv]
-                                          [--out runs/bench_snn_vs_rnn] [--threads 1]
+    python benchmarks/bench_snn_vs_rnn.py [--root DIR] [--epochs 20] [--lr 1e-3]
+                                          [--runs snn rnn lstm] [--threads 1]
+                                          [--downsample 1] [--out runs/bench_snn_vs_rnn]
+    # the conv twins, smaller (17x17 frames, 8-16 channels, 10 epochs)
+    python benchmarks/bench_snn_vs_rnn.py --runs snn_cnn convrnn convlstm --downsample 2 \
+        --conv-channels 8 16 --epochs 10 --out runs/bench_snn_vs_rnn_conv
 """
 
 from __future__ import annotations
@@ -47,15 +53,20 @@ def default_root() -> Path:
 def _configs(args: argparse.Namespace, root: Path) -> dict[str, TrainConfig]:
     over = {"root": str(root), "epochs": args.epochs, "lr": args.lr, "threads": args.threads,
             "progress": False, "plots": False, "quiet": True}
+    if args.downsample > 1:  # same frames for every run of the table, smaller
+        data = TrainConfig.from_yaml(REPO / "configs" / "snn_vs_rnn_nmnist_snn.yaml")
+        over["dataset_kwargs"] = {**data.dataset_kwargs, "downsample": args.downsample}
+    snn = dataclasses.replace(
+        TrainConfig.from_yaml(REPO / "configs" / "snn_vs_rnn_nmnist_snn.yaml"), **over)
+    conv = {"channels": list(args.conv_channels),
+            "pool_after": list(range(len(args.conv_channels))), "hidden": 128}
     cfgs = {}
-    for name in ("snn", "rnn", "lstm"):
-        base = TrainConfig.from_yaml(REPO / "configs" / f"snn_vs_rnn_nmnist_{name}.yaml")
-        cfgs[name] = dataclasses.replace(base, **over)
-    if args.conv:
-        conv = {"channels": list(args.conv_channels),
-                "pool_after": list(range(len(args.conv_channels))), "hidden": 128}
-        for name in ("snn_cnn", "convrnn", "convlstm"):
-            cfgs[name] = dataclasses.replace(cfgs["snn"], model=name, model_kwargs=dict(conv))
+    for name in args.runs:
+        if name in ("snn", "rnn", "lstm"):
+            base = TrainConfig.from_yaml(REPO / "configs" / f"snn_vs_rnn_nmnist_{name}.yaml")
+            cfgs[name] = dataclasses.replace(base, **over)
+        else:  # conv twins: the SNN file's optimiser settings, small widths
+            cfgs[name] = dataclasses.replace(snn, model=name, model_kwargs=dict(conv))
     return cfgs
 
 
@@ -64,8 +75,11 @@ def main() -> None:
     ap.add_argument("--root", default=None, help="N-MNIST folder (Train/, Test/)")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--conv", action="store_true", help="add SNN-CNN, ConvRNN, ConvLSTM")
+    ap.add_argument("--runs", nargs="+", default=["snn", "rnn", "lstm"],
+                    choices=["snn", "rnn", "lstm", "snn_cnn", "convrnn", "convlstm"])
     ap.add_argument("--conv-channels", type=int, nargs="+", default=[16, 32])
+    ap.add_argument("--downsample", type=int, default=1,
+                    help="spatial factor of the frames (2: 17x17) for every run of the table")
     ap.add_argument("--out", default=str(REPO / "runs" / "bench_snn_vs_rnn"))
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
