@@ -201,7 +201,8 @@ def markdown_table(rows: Sequence[CompareRow], protocol: TrainConfig | None = No
         lines.append("| " + " | ".join(cells) + " |")
     if protocol is not None:
         lines.append("")
-        lines.append(f"Protocol: dataset {protocol.dataset} {protocol.dataset_kwargs or ''}, "
+        kw = f" {protocol.dataset_kwargs}" if protocol.dataset_kwargs else ""
+        lines.append(f"Protocol: dataset {protocol.dataset}{kw}, "
                      f"loss {protocol.loss}, {protocol.epochs} epochs, seed {protocol.seed}"
                      f"{f', max_samples {protocol.max_samples}' if protocol.max_samples else ''}"
                      ". Test accuracy of the model selected on validation; cost per inference "
