@@ -17,7 +17,7 @@ input-to-hidden ``W_ih [G·H, F]`` and hidden-to-hidden ``W_hh [G·H, H]``, with
 
 Gate non-linearities and the element-wise cell update (``c = f·c + i·g``, ``h = o·tanh(c)``)
 are not counted, as neuron updates of spiking layers are not counted by default. Projections
-(``proj_size > 0``) are not supported (a note-free ``ValueError`` names the layer type).
+(``proj_size > 0``) are not supported: counting such a layer raises a ``ValueError``.
 """
 
 from __future__ import annotations
