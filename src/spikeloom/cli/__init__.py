@@ -8,6 +8,7 @@
     spikeloom cost RUN_DIR                             hardware-cost table of a run's model
     spikeloom convert SRC_DIR OUT_DIR [options]        ODG conversion of images to events
     spikeloom export RUN_DIR --format nir|onnx OUT     a run's model as NIR or ONNX
+    spikeloom compare CONFIG.yaml ... [--test-arg K=V]  SNN vs RNN under one protocol, one table
 
 Each sub-command module (:mod:`.train`, :mod:`.eval`, :mod:`.cost`, :mod:`.convert`) has
 ``add_parser(subparsers)`` and ``run(args) -> int``. User errors print one line (set
@@ -21,7 +22,7 @@ import os
 import sys
 
 from ..errors import SpikeloomError
-from . import convert, cost, eval, train
+from . import compare, convert, cost, eval, train
 from . import export as export_cmd
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -29,6 +30,7 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 #: sub-command name -> module with add_parser(subparsers) and run(args)
 COMMANDS = {"train": train, "eval": eval, "cost": cost, "convert": convert}
 COMMANDS["export"] = export_cmd
+COMMANDS["compare"] = compare
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,17 +15,24 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--checkpoint", default="best", choices=["best", "last"])
     e.add_argument("--device", default="cpu")
+    e.add_argument("--dataset-arg", action="append", metavar="K=V",
+                   help="evaluate on the run's dataset with this option changed (e.g. "
+                        "dt_us=10000 or T=8: frames of another width)")
     return e
 
 
 def run(args: argparse.Namespace) -> int:
     from ..train import DistInfo, evaluate, global_batches, load_run, make_loader
     from ..train.build import dataset_spec
+    from .train import _kv
 
-    cfg, model, data = load_run(args.run_dir, args.checkpoint, args.device)
+    overrides = _kv(args.dataset_arg, "--dataset-arg")
+    cfg, model, data = load_run(args.run_dir, args.checkpoint, args.device, overrides)
     ds = data[args.split]
     loader = make_loader(ds, global_batches(len(ds), cfg.batch_size, 0, 0, False), DistInfo(),
                          num_workers=cfg.num_workers)
     res = evaluate(model, loader, cfg.loss, args.device, task=dataset_spec(ds).kind)
-    print(json.dumps({"split": args.split, "checkpoint": args.checkpoint, **res}, indent=2))
+    print(json.dumps({"split": args.split, "checkpoint": args.checkpoint,
+                      **({"dataset_overrides": overrides} if overrides else {}), **res},
+                     indent=2))
     return 0

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from . import recurrent as _recurrent  # noqa: F401  (registers the nn.RNN/GRU/LSTM counter)
 from .counters import (
     COUNTERS,
     PRECISIONS,

@@ -34,10 +34,16 @@ class NMNIST(EventDataset):
     :class:`~spikeloom.events.transforms.Downsample`): frames ``[T, 2, ceil(34/f), ceil(34/f)]``
     (17×17 for ``f = 2``), still one count per event.
 
+    With ``dt_us`` the frames are instead ``T`` windows of ``dt_us`` microseconds starting at
+    each recording's first event (events after ``T·dt_us`` are dropped), the frame-width
+    setting of the SNN-vs-RNN protocol (He et al. 2020: ``T = 15`` frames of 5 ms). Frames of
+    another width (``spikeloom eval RUN_DIR --dataset-arg dt_us=...``) test robustness to dt.
+
     Args:
         root, split, transform, T, cache_dir, val_fraction, seed, augment_shift:
             see :class:`EventDataset`.
         downsample: spatial factor of the default transform (default 1).
+        dt_us: frame width in microseconds (``None``: ``T`` equal bins over the recording).
     """
 
     name = "nmnist"
@@ -55,9 +61,11 @@ class NMNIST(EventDataset):
     classes = tuple(str(d) for d in range(10))
 
     def __init__(
-        self, root: PathLike, split: str = "train", *, downsample: int = 1, **kwargs: Any
+        self, root: PathLike, split: str = "train", *, downsample: int = 1,
+        dt_us: int | None = None, **kwargs: Any
     ) -> None:
         self.downsample = positive_int("downsample", downsample)
+        self.dt_us = positive_int("dt_us", dt_us, optional=True)
         super().__init__(root, split, **kwargs)
 
     def _list_part(self, part: str) -> Part:

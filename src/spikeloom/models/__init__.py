@@ -14,6 +14,10 @@ name (``MODELS``)      model
 ``"resnet19"``         :func:`resnet19`: ResNet-19 of STBP-tdBN (≈12.7 M parameters)
 ``"resnet_tiny"``      :func:`resnet_tiny`: a 2-stage, 8/16-channel variant for tests and demos
 ``"tasnn"``            :class:`TASNN`: TA-SNN DVS128-Gesture network
+``"snn_mlp"``          :class:`SpikingMLP`: LIF MLP of the SNN-vs-RNN protocol (He et al. 2020)
+``"snn_cnn"``          :class:`SpikingCNN`: LIF conv net of the same protocol
+``"rnn"/"gru"/"lstm"`` :class:`RecurrentMLP`: recurrent baselines of the same widths
+``"convrnn"``          :class:`RecurrentCNN`: ConvRNN baseline (``"convlstm"``: ConvLSTM)
 =====================  =======================================================================
 
 Build by name, from a dataset's :class:`~spikeloom.datasets.spec.DataSpec` or with explicit
@@ -25,8 +29,10 @@ from ..neurons import NEURONS
 from .base import SpikingClassifier
 from .factory import NormKind, make_neuron_factory, make_norm
 from .liafnet import LIAFNet
+from .recurrent import ConvRecurrent, RecurrentCNN, RecurrentMLP
 from .registry import MODELS, build_model, count_parameters, frames_args, register_model
 from .resnet import BasicBlock, SpikingResNet, resnet19, resnet_tiny
+from .snn_mlp import SpikingCNN, SpikingMLP
 from .tasnn import TASNN
 
 __all__ = [
@@ -46,4 +52,9 @@ __all__ = [
     "make_neuron_factory",
     "make_norm",
     "count_parameters",
+    "RecurrentMLP",
+    "RecurrentCNN",
+    "ConvRecurrent",
+    "SpikingMLP",
+    "SpikingCNN",
 ]

@@ -21,6 +21,9 @@ from .losses import LOSSES
 
 __all__ = ["TrainConfig", "cli_fields", "CliField"]
 
+#: mixed-precision modes of the training forward pass (``TrainConfig.amp``)
+AMP_MODES: tuple[str, ...] = ("none", "bf16")
+
 
 def _opt(default: Any, help: str, *, flag: str | None = None, cli: bool = True,
          factory: Any = None) -> Any:
@@ -70,6 +73,17 @@ class TrainConfig:
         memory: training-memory options, results unchanged (:mod:`spikeloom.memory`):
             ``spike_bits`` (save binary synapse inputs as bits) and ``checkpoint``
             (``"none"`` or ``"block"``), e.g. ``{spike_bits: true, checkpoint: block}``.
+        amp: mixed precision of the training forward pass: ``"none"`` (fp32) or ``"bf16"``
+            (``torch.autocast`` with bfloat16, on CPU and CUDA; evaluation stays fp32).
+        accum_steps: gradient accumulation: the optimizer steps once every ``accum_steps``
+            batches of ``batch_size`` (an effective batch of ``accum_steps * batch_size``; the
+            schedule counts optimizer steps). For a model without batch statistics the update
+            equals one batch of ``accum_steps * batch_size`` up to float rounding; batch norm
+            still normalises each micro-batch of ``batch_size`` on its own.
+        compile: train through ``torch.compile(model)`` (evaluation, checkpoints and the cost
+            report use the plain model, which shares the weights).
+        compile_backend: ``torch.compile`` backend (``"inductor"``, the default, needs a C++
+            compiler; ``"aot_eager"`` traces without generating code).
     """
 
     imports: list[str] = _opt(None, "", cli=False, factory=list)
@@ -103,6 +117,10 @@ class TrainConfig:
     cost: bool = _opt(True, "do not measure the cost report", flag="--no-cost")
     cost_batches: int = _opt(4, "validation batches for the cost report")
     memory: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
+    amp: str = _opt("none", "mixed precision of training: none or bf16 (autocast)")
+    accum_steps: int = _opt(1, "gradient accumulation: optimizer step every N batches")
+    compile: bool = _opt(False, "train through torch.compile(model)")
+    compile_backend: str = _opt("inductor", "torch.compile backend (inductor, aot_eager, ...)")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -167,6 +185,10 @@ class TrainConfig:
         from ..memory import validate_memory_options
 
         validate_memory_options(self.memory)
+        need(self.amp in AMP_MODES, f"amp must be one of {', '.join(AMP_MODES)}, "
+                                    f"got {self.amp!r}")
+        need(self.accum_steps >= 1, f"accum_steps must be an integer >= 1, got "
+                                    f"{self.accum_steps}")
 
     def import_modules(self) -> None:
         """Import :attr:`imports` (their registrations take effect); a missing module is a

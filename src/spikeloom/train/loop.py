@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from .callbacks import CallbackList, StepContext
 from .distributed import DistInfo
 from .steps import STEPS, TaskStep
 
-__all__ = ["EpochSums", "train_one_epoch", "evaluate"]
+__all__ = ["EpochSums", "train_one_epoch", "evaluate", "autocast"]
 
 #: refresh the progress bar (which reads the sums: a device sync) every this many steps
 _BAR_EVERY = 10
@@ -42,38 +43,72 @@ class EpochSums:
                           float(self.steps), *extra])
 
 
+def autocast(mode: str, device: torch.device) -> Any:
+    """The mixed-precision context of :attr:`TrainConfig.amp` (``"none"``: no autocast)."""
+    if mode == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _accum_group(i: int, accum: int, sizes: list[int]) -> tuple[bool, bool, int]:
+    """``(first, last, samples)`` of the accumulation group of batch ``i``: whether batch ``i``
+    opens it, closes it (the optimizer steps), and the global samples in the whole group."""
+    start = i - i % accum
+    stop = min(start + accum, len(sizes))
+    return i == start, i == stop - 1, sum(sizes[start:stop])
+
+
+def _optimizer_step(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, cfg: Any,
+                    callbacks: CallbackList, ctx: StepContext) -> None:
+    """Callbacks, clipping, optimizer and schedule step once the gradients are complete."""
+    callbacks.after_backward(ctx)
+    if cfg.grad_clip:
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    sched.step()
+    ctx.step, ctx.global_step = ctx.step + 1, ctx.global_step + 1
+    callbacks.after_step(ctx)
+
+
 def train_one_epoch(net: nn.Module, model: nn.Module, loader: DataLoader,
                     global_sizes: list[int], opt: torch.optim.Optimizer, sched: Any, cfg: Any,
                     d: DistInfo, device: torch.device, callbacks: CallbackList,
                     ctx: StepContext, step: TaskStep, bar: Any) -> dict[str, float]:
-    """Train ``net`` (``model``, possibly DDP-wrapped) for one epoch.
+    """Train ``net`` (``model``, possibly DDP-wrapped or compiled) for one epoch.
+
+    With ``cfg.accum_steps = N`` the gradients of N consecutive batches are summed before one
+    optimizer step; each batch's loss is scaled by the global samples of its group, so the
+    update is the mean over the group (as for one batch of all its samples). Under DDP the
+    gradients are synchronised once per group. ``cfg.amp`` runs the forward pass and loss under
+    :func:`autocast`.
 
     Returns:
         ``{"train_loss", "train_acc", "train_firing_rate"}`` over all processes.
     """
     sums = EpochSums()
     model.train()
+    accum = getattr(cfg, "accum_steps", 1)
     with SpikeMonitor(model) as mon:
         for i, batch in enumerate(bar(loader)):
-            out = step(net, batch, cfg.loss, device)
+            first, last, group_n = _accum_group(i, accum, global_sizes)
+            if first:
+                opt.zero_grad(set_to_none=True)
+            with autocast(getattr(cfg, "amp", "none"), device):
+                out = step(net, batch, cfg.loss, device)
             # DDP averages gradients over processes: scale so the update is sum / global_n
-            loss = out.loss_sum * (d.world / global_sizes[i])
+            loss = out.loss_sum * (d.world / group_n)
             if not torch.isfinite(out.loss_sum):
                 raise TrainingError(
                     f"the loss became {float(out.loss_sum.detach())} at epoch {ctx.epoch + 1}, "
                     f"step {i + 1}. Lower the learning rate (--lr), keep gradient clipping on "
                     "(--grad-clip), or check the input data for NaN/inf values."
                 )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            callbacks.after_backward(ctx)
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
+            sync = last or not hasattr(net, "no_sync")
+            with nullcontext() if sync else net.no_sync():
+                loss.backward()
             sums.add(out.loss_sum, out.correct, out.n)
-            ctx.step, ctx.global_step = ctx.step + 1, ctx.global_step + 1
-            callbacks.after_step(ctx)
+            if last:
+                _optimizer_step(model, opt, sched, cfg, callbacks, ctx)
             if hasattr(bar, "set_postfix") and (i % _BAR_EVERY == 0):
                 bar.set_postfix(loss=f"{float(sums.loss) / sums.n:.3f}",
                                 acc=f"{float(sums.correct) / sums.n:.3f}",

@@ -120,8 +120,9 @@ class _Run:
         self.model = build_model_for(cfg, self.spec).to(self.device)
         apply_memory_options(self.model, **validate_memory_options(cfg.memory))
         self.opt = make_optimizer(cfg, self.model)
-        self.sched = make_schedule(cfg, self.opt, math.ceil(len(self.data["train"]) /
-                                                             cfg.batch_size))
+        # the schedule counts optimizer steps (one per accum_steps batches)
+        self.sched = make_schedule(cfg, self.opt, math.ceil(
+            math.ceil(len(self.data["train"]) / cfg.batch_size) / cfg.accum_steps))
         self.callbacks = CallbackList(callbacks)
         self.ckpt_dir = run_dir / "checkpoints"
         self.state = ResumeState()
@@ -133,6 +134,8 @@ class _Run:
         if self.d.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if cfg.compile:
+            self.net = torch.compile(self.net, backend=cfg.compile_backend)
         self.ctx = StepContext(self.model, self.opt, cfg, global_step=self.sched.last_epoch)
         self.eval_batches = {s: global_batches(len(self.data[s]), cfg.batch_size, cfg.seed, 0,
                                                False) for s in ("val", "test")}
@@ -378,9 +381,16 @@ def cost_report(model: nn.Module, ds: Dataset, cfg: TrainConfig, device: torch.d
     return measure_cost(model, ((x.to(device), y) for x, y in loader))
 
 
-def load_run(run_dir: str | os.PathLike, which: str = "best",
-             device: str = "cpu") -> tuple[TrainConfig, nn.Module, dict[str, Dataset]]:
-    """Load a finished (or interrupted) run: its config, model weights and datasets."""
+def load_run(run_dir: str | os.PathLike, which: str = "best", device: str = "cpu",
+             dataset_overrides: Mapping[str, Any] | None = None,
+             ) -> tuple[TrainConfig, nn.Module, dict[str, Dataset]]:
+    """Load a finished (or interrupted) run: its config, model weights and datasets.
+
+    ``dataset_overrides`` (e.g. ``{"dt_us": 10000, "T": 8}``) change the dataset options of the
+    returned datasets only: the model is built for the run's own data, so a model that accepts
+    any number of steps is evaluated on frames of another width (the returned config keeps the
+    run's options).
+    """
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
@@ -391,6 +401,9 @@ def load_run(run_dir: str | os.PathLike, which: str = "best",
     dev = resolve_device(device)
     data, _ = build_data(cfg)
     model = build_model_for(cfg, dataset_spec(data["train"])).to(dev)
+    if dataset_overrides:
+        data, _ = build_data(dataclasses.replace(
+            cfg, dataset_kwargs={**cfg.dataset_kwargs, **dataset_overrides}))
     ck = load_checkpoint(ck_path, dev)
     model.load_state_dict(ck["model"])
     model.eval()
