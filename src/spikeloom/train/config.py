@@ -67,6 +67,11 @@ class TrainConfig:
         overwrite: allow a fresh run in a non-empty run directory (its run files are deleted
             first); without it such a run is refused and ``--resume`` is suggested.
         cost_batches: validation batches used to measure firing rates for the cost report.
+        method: training method (see :data:`spikeloom.methods.METHODS`): ``"stbp"``
+            (surrogate-gradient BPTT, default), ``"dsr"``, ``"joint-asnn"``.
+        method_kwargs: options of the training method.
+        paper: what a paper reports for this experiment (``{"acc": 0.704, "source": ...}``);
+            read by ``spikeloom report``, ignored by training.
     """
 
     imports: list[str] = _opt(None, "", cli=False, factory=list)
@@ -99,6 +104,9 @@ class TrainConfig:
     plots: bool = _opt(True, "do not write plots", flag="--no-plots")
     cost: bool = _opt(True, "do not measure the cost report", flag="--no-cost")
     cost_batches: int = _opt(4, "validation batches for the cost report")
+    method: str = _opt("stbp", "training method: stbp (surrogate BPTT), dsr, joint-asnn")
+    method_kwargs: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
+    paper: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -160,6 +168,11 @@ class TrainConfig:
              "weight_decay must be a number >= 0")
         need(isinstance(self.dataset_kwargs, dict) and isinstance(self.model_kwargs, dict),
              "dataset_kwargs and model_kwargs must be mappings")
+        from ..methods import METHODS
+
+        need(self.method in METHODS,
+             f"method must be one of {', '.join(METHODS.names())}, got {self.method!r}")
+        METHODS.get(self.method).resolve(self.method_kwargs)
 
     def import_modules(self) -> None:
         """Import :attr:`imports` (their registrations take effect); a missing module is a

@@ -35,6 +35,7 @@ from torch.utils.data import Dataset
 
 from ..atomic import atomic_write_text
 from ..errors import ConfigError, NonFiniteError, TrainingError
+from ..methods import METHODS
 from .build import (
     build_data,
     build_model_for,
@@ -115,12 +116,14 @@ class _Run:
         for note in notes:
             self.say(note)
         self.spec = dataset_spec(self.data["train"])
-        self.step = STEPS.get(self.spec.kind)
+        method = METHODS.get(cfg.method)
+        options = method.resolve(cfg.method_kwargs)
+        self.step = method.make_step(options) or STEPS.get(self.spec.kind)
         self.model = build_model_for(cfg, self.spec).to(self.device)
         self.opt = make_optimizer(cfg, self.model)
         self.sched = make_schedule(cfg, self.opt, math.ceil(len(self.data["train"]) /
                                                              cfg.batch_size))
-        self.callbacks = CallbackList(callbacks)
+        self.callbacks = CallbackList([*callbacks, *method.make_callbacks(options)])
         self.ckpt_dir = run_dir / "checkpoints"
         self.state = ResumeState()
         if resuming and (self.ckpt_dir / "last.pt").exists():
