@@ -13,7 +13,8 @@ A method plugs into the trainer through hooks (see :class:`TrainingMethod`); reg
 own with :func:`register_method`.
 """
 
+from .registry import METHODS, TrainingMethod, get_method, register_method  # noqa: I001
 from . import dsr  # noqa: F401  (registers "dsr" and the DSR neurons)
-from .registry import METHODS, TrainingMethod, get_method, register_method
+from . import joint_asnn  # noqa: F401  (registers "joint-asnn" and joint_resnet18)
 
 __all__ = ["METHODS", "TrainingMethod", "register_method", "get_method"]

@@ -28,6 +28,7 @@ from .liafnet import LIAFNet
 from .registry import MODELS, build_model, count_parameters, frames_args, register_model
 from .resnet import BasicBlock, SpikingResNet, resnet19, resnet_tiny
 from .tasnn import TASNN
+from .dsr_nets import DSRVGG, DSRPreActResNet, dsr_resnet18, dsr_vgg11  # noqa: E402
 
 __all__ = [
     "SpikingClassifier",
@@ -46,4 +47,8 @@ __all__ = [
     "make_neuron_factory",
     "make_norm",
     "count_parameters",
+    "DSRPreActResNet",
+    "DSRVGG",
+    "dsr_resnet18",
+    "dsr_vgg11",
 ]

@@ -35,7 +35,6 @@ from torch.utils.data import Dataset
 
 from ..atomic import atomic_write_text
 from ..errors import ConfigError, NonFiniteError, TrainingError
-from ..methods import METHODS
 from .build import (
     build_data,
     build_model_for,
@@ -116,6 +115,8 @@ class _Run:
         for note in notes:
             self.say(note)
         self.spec = dataset_spec(self.data["train"])
+        from ..methods import METHODS
+
         method = METHODS.get(cfg.method)
         options = method.resolve(cfg.method_kwargs)
         self.step = method.make_step(options) or STEPS.get(self.spec.kind)
