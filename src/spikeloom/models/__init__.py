@@ -27,6 +27,7 @@ from .factory import NormKind, make_neuron_factory, make_norm
 from .liafnet import LIAFNet
 from .registry import MODELS, build_model, count_parameters, frames_args, register_model
 from .resnet import BasicBlock, SpikingResNet, resnet19, resnet_tiny
+from .resnet import Bottleneck, es_resnet18, es_resnet34, resnet34, resnet50  # noqa: E402
 from .tasnn import TASNN
 from .dsr_nets import DSRVGG, DSRPreActResNet, dsr_resnet18, dsr_vgg11  # noqa: E402
 
@@ -47,6 +48,11 @@ __all__ = [
     "make_neuron_factory",
     "make_norm",
     "count_parameters",
+    "Bottleneck",
+    "resnet34",
+    "resnet50",
+    "es_resnet18",
+    "es_resnet34",
     "DSRPreActResNet",
     "DSRVGG",
     "dsr_resnet18",
