@@ -191,7 +191,11 @@ class JointASNN(SpikingClassifier):
         for fs, fa in ((self.snn.classifier[-1], self.ann.classifier[-1]),
                        *zip(self.snn_heads, self.ann_heads)):
             fa.bias = fs.bias  # FC: separate weights, shared bias
-        self.readout = snn.readout
+        # one readout, walked last: the SNN's moves to the joint model (restored on export)
+        readout = snn.readout
+        snn.readout = nn.Identity()
+        self.ann.readout = nn.Identity()
+        self.readout = readout
 
     def _per_step(self, x: Tensor) -> Tensor:
         return self.snn._per_step(x)
@@ -264,6 +268,7 @@ def export_snn(model: JointASNN) -> SpikingResNet:
     if not isinstance(model, JointASNN):
         raise TypeError(f"export_snn takes a JointASNN, got {type(model).__name__}")
     snn = copy.deepcopy(model.snn)
+    snn.readout = copy.deepcopy(model.readout)
     for name, m in list(snn.named_modules()):
         if isinstance(m, SharedSVDConv2d):
             conv = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
@@ -305,9 +310,12 @@ def joint_resnet18(in_channels: int = 3, num_classes: int = 10, **kwargs: Any) -
     max-pool, plain BN, LIF ``V_th = 0.5``, decay 0.25, ``>=``) with its ANN twin and branch
     exits."""
     kwargs.setdefault("neuron_kwargs", {"fire_ge": True})
-    snn = SpikingResNet((2, 2, 2, 2), (64, 128, 256, 512), stem=64, in_channels=in_channels,
-                        num_classes=num_classes, fc_hidden=None, norm="bn", **kwargs)
-    return JointASNN(snn)
+    for k, v in (("block_layout", (2, 2, 2, 2)), ("widths", (64, 128, 256, 512)), ("stem", 64),
+                 ("fc_hidden", None), ("norm", "bn")):
+        kwargs.setdefault(k, v)
+    branches = kwargs.pop("branches", True)
+    snn = SpikingResNet(in_channels=in_channels, num_classes=num_classes, **kwargs)
+    return JointASNN(snn, branches=branches)
 
 
 register_method(TrainingMethod(

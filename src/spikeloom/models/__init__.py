@@ -9,7 +9,8 @@ Neurons start from rest at every call, so no state leaks between two forward pas
 =====================  =======================================================================
 name (``MODELS``)      model
 =====================  =======================================================================
-``"liafnet"``          :class:`LIAFNet`: small conv LIAF/LIF net (default of ``spikeloom train``)
+``"liafnet"``          :class:`LIAFNet`: small conv LIAF/LIF net
+``"spiking_cnn"``      :func:`spiking_cnn`: LIAFNet with LIF + max-pool (default of ``train``)
 ``"spiking_resnet"``   :class:`SpikingResNet` with tdBN, any layout
 ``"resnet19"``         :func:`resnet19`: ResNet-19 of STBP-tdBN (≈12.7 M parameters)
 ``"resnet_tiny"``      :func:`resnet_tiny`: a 2-stage, 8/16-channel variant for tests and demos
@@ -24,7 +25,7 @@ Register your own with :func:`register_model`.
 from ..neurons import NEURONS
 from .base import SpikingClassifier
 from .factory import NormKind, make_neuron_factory, make_norm
-from .liafnet import LIAFNet
+from .liafnet import LIAFNet, spiking_cnn
 from .registry import MODELS, build_model, count_parameters, frames_args, register_model
 from .resnet import BasicBlock, SpikingResNet, resnet19, resnet_tiny
 from .resnet import Bottleneck, es_resnet18, es_resnet34, resnet34, resnet50  # noqa: E402
@@ -34,6 +35,7 @@ from .dsr_nets import DSRVGG, DSRPreActResNet, dsr_resnet18, dsr_vgg11  # noqa: 
 __all__ = [
     "SpikingClassifier",
     "LIAFNet",
+    "spiking_cnn",
     "BasicBlock",
     "SpikingResNet",
     "resnet19",

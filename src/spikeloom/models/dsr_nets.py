@@ -124,8 +124,9 @@ class DSRPreActResNet(SpikingClassifier):
                 aliases=("preact_resnet18",))
 def dsr_resnet18(in_channels: int = 3, num_classes: int = 10, **kwargs: Any) -> DSRPreActResNet:
     """DSR's pre-activation ResNet-18 (64-128-256-512, 2-2-2-2 blocks), DSR-LIF neurons."""
-    return DSRPreActResNet((2, 2, 2, 2), (64, 128, 256, 512), in_channels=in_channels,
-                           num_classes=num_classes, **kwargs)
+    kwargs.setdefault("block_layout", (2, 2, 2, 2))
+    kwargs.setdefault("widths", (64, 128, 256, 512))
+    return DSRPreActResNet(in_channels=in_channels, num_classes=num_classes, **kwargs)
 
 
 VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
@@ -176,4 +177,5 @@ class DSRVGG(SpikingClassifier):
 @register_model("dsr_vgg11", kinds=("frames",), from_spec=frames_args)
 def dsr_vgg11(in_channels: int = 2, num_classes: int = 10, **kwargs: Any) -> DSRVGG:
     """DSR's VGG-11 (for DVS-CIFAR10)."""
-    return DSRVGG(VGG11, in_channels=in_channels, num_classes=num_classes, **kwargs)
+    kwargs.setdefault("layout", VGG11)
+    return DSRVGG(in_channels=in_channels, num_classes=num_classes, **kwargs)

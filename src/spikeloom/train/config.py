@@ -78,7 +78,7 @@ class TrainConfig:
     dataset: str = _opt("esdigits", "dataset name (default esdigits)")
     root: str | None = _opt(None, "local folder of the dataset")
     dataset_kwargs: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
-    model: str = _opt("liafnet", "model name (default liafnet)")
+    model: str = _opt("spiking_cnn", "model name (default spiking_cnn)")
     model_kwargs: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
     epochs: int = _opt(10, "number of epochs")
     batch_size: int = _opt(64, "global batch size")

@@ -258,12 +258,17 @@ class _Run:
             from .plots import plot_run
 
             plot_run(self.run_dir, self.model, self.data["val"], self.device)
+        energy = ""
         if cfg.cost:
             report = cost_report(self.model, self.data["val"], cfg, self.device)
             report.to_json(self.run_dir / "cost.json")
             self.say(report.table())
+            if math.isfinite(report.ratio):
+                energy = (f"; E_ANN/E_SNN = {report.ratio:.2f} (the SNN is "
+                          f"{'cheaper' if report.ratio > 1 else 'costlier'} than its ANN twin "
+                          "by the cost model)")
         self.say(f"test accuracy {final['test_acc']:.4f} (model of epoch {final['best_epoch']}, "
-                 f"selected on validation acc {final['best_val_acc']:.4f}); run dir: "
+                 f"selected on validation acc {final['best_val_acc']:.4f}){energy}; run dir: "
                  f"{self.run_dir}")
 
 
