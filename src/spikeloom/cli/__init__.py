@@ -7,6 +7,7 @@
     spikeloom eval RUN_DIR [--split test|val]          accuracy of a run's selected model
     spikeloom cost RUN_DIR                             hardware-cost table of a run's model
     spikeloom convert SRC_DIR OUT_DIR [options]        ODG conversion of images to events
+    spikeloom report RUNS_DIR... [--out NAME]          results table (Markdown + PNG) of runs
 
 Each sub-command module (:mod:`.train`, :mod:`.eval`, :mod:`.cost`, :mod:`.convert`) has
 ``add_parser(subparsers)`` and ``run(args) -> int``. User errors print one line (set
@@ -21,11 +22,13 @@ import sys
 
 from ..errors import SpikeloomError
 from . import convert, cost, eval, train
+from . import report  # noqa: E402
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: sub-command name -> module with add_parser(subparsers) and run(args)
 COMMANDS = {"train": train, "eval": eval, "cost": cost, "convert": convert}
+COMMANDS["report"] = report
 
 
 def build_parser() -> argparse.ArgumentParser:
