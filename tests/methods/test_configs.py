@@ -21,6 +21,7 @@ from spikeloom.train.build import build_model_for, make_optimizer
 from spikeloom.train.config import TrainConfig
 from spikeloom.train.steps import STEPS
 
+
 @pytest.fixture(autouse=True)
 def one_thread():
     """One intra-op thread: these are small tensors, and the machine is shared."""

@@ -22,12 +22,13 @@ import sys
 
 from ..errors import SpikeloomError
 from . import convert, cost, eval, train
-from . import report  # noqa: E402
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: sub-command name -> module with add_parser(subparsers) and run(args)
 COMMANDS = {"train": train, "eval": eval, "cost": cost, "convert": convert}
+from . import report  # noqa: E402
+
 COMMANDS["report"] = report
 
 

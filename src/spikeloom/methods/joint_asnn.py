@@ -10,7 +10,8 @@ the last (``1×1 conv -> C/4``, ``k×k`` conv with stride ``k``, ``1×1 conv -> 
 BN and activation; global average pool; FC) give four exits per network on a 4-stage ResNet,
 and the pooled features of each exit. The loss (spec §7)::
 
-    L = (1-α)·Σ_exits [CE(ann_e) + CE(snn_e)] + α·KD_all + β·Σ_features Σ (f_snn - f_ann)²·1[f_snn>0 or f_ann>0]
+    L = (1-α)·Σ_exits [CE(ann_e) + CE(snn_e)] + α·KD_all
+        + β·Σ_features Σ (f_snn - f_ann)²·1[f_snn > 0 or f_ann > 0]
 
 with ``KD(z, p) = -mean_batch Σ_c p_c log_softmax(z/τ)_c · τ²`` from the ANN's final exit to
 its branches, from each ANN branch to the matching SNN branch and from the ANN final exit to the

@@ -24,13 +24,22 @@ Register your own with :func:`register_model`.
 
 from ..neurons import NEURONS
 from .base import SpikingClassifier
+from .dsr_nets import DSRVGG, DSRPreActResNet, dsr_resnet18, dsr_vgg11  # noqa: E402
 from .factory import NormKind, make_neuron_factory, make_norm
 from .liafnet import LIAFNet, spiking_cnn
 from .registry import MODELS, build_model, count_parameters, frames_args, register_model
-from .resnet import BasicBlock, SpikingResNet, resnet19, resnet_tiny
-from .resnet import Bottleneck, es_resnet18, es_resnet34, resnet34, resnet50  # noqa: E402
+from .resnet import (  # noqa: E402
+    BasicBlock,
+    Bottleneck,
+    SpikingResNet,
+    es_resnet18,
+    es_resnet34,
+    resnet19,
+    resnet34,
+    resnet50,
+    resnet_tiny,
+)
 from .tasnn import TASNN
-from .dsr_nets import DSRVGG, DSRPreActResNet, dsr_resnet18, dsr_vgg11  # noqa: E402
 
 __all__ = [
     "SpikingClassifier",
