@@ -118,3 +118,21 @@ def test_method_refuses_liaf_and_bad_options():
         swap_to_dsr(model, {})
     with pytest.raises(ConfigError, match="no option"):
         METHODS.get("dsr").resolve({"bogus": 1})
+
+
+def test_config_method_is_checked():
+    from spikeloom.train import TrainConfig
+
+    with pytest.raises(ConfigError, match="method must be one of"):
+        TrainConfig(method="nope").validate()
+    with pytest.raises(ConfigError, match="no option"):
+        TrainConfig(method="joint-asnn", method_kwargs={"v_th": 1}).validate()
+    TrainConfig(method="JOINT-ASNN", method_kwargs={"alpha": 0.2}).validate()
+
+
+def test_bound_holds_without_the_callback():
+    n = DSRIF(v_th=1.0, vth_bound=0.5)
+    with torch.no_grad():
+        n.v_th.fill_(0.1)
+    # below the bound the forward uses the bound: input 0.5 per step saturates at rate 0.5
+    assert n(torch.full((4, 1), 0.9)).mean().item() == pytest.approx(0.5)

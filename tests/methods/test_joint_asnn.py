@@ -104,3 +104,12 @@ def test_method_refuses_other_models():
     m = build_model("liafnet", channels=(4,), hidden=8, input_size=(8, 8))
     with pytest.raises(ConfigError, match="spiking ResNet"):
         METHODS.get("joint_asnn").prepare(m, METHODS.get("joint_asnn").resolve({}))
+
+
+def test_bottleneck_resnet_joins_too():
+    torch.manual_seed(0)
+    snn = build_model("resnet50", block_layout=(1, 1), widths=(2, 4), stem=4, in_channels=2,
+                      num_classes=3, norm="bn", stem_kernel=3, stem_stride=1, stem_pool=False)
+    j = JointASNN(snn)
+    out = j.joint_forward(torch.rand(2, 2, 2, 8, 8))
+    assert [f.shape[-1] for f in out["ann_feats"]] == [16, 16]  # 4 · expansion 4

@@ -155,6 +155,11 @@ class _DSRNeuron(Probed, nn.Module):
         with torch.no_grad():
             self.v_th.clamp_(min=self.vth_bound)
 
+    def threshold(self) -> Tensor:
+        """The threshold used in this forward pass, ``max(V_th, vth_bound)`` (the bound holds
+        even when no :class:`ClampThresholds` callback runs)."""
+        return self.v_th.clamp(min=self.vth_bound)
+
     def _check(self, x: Tensor) -> None:
         if x.ndim < 2:
             raise ValueError(f"{type(self).__name__} expects a sequence [T, B, ...], got shape "
@@ -187,7 +192,7 @@ class DSRIF(_DSRNeuron):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check(x)
-        out = _IFFn.apply(x, self.v_th.to(x.dtype), self.alpha)
+        out = _IFFn.apply(x, self.threshold().to(x.dtype), self.alpha)
         self._emit(out)
         return out
 
@@ -231,7 +236,7 @@ class DSRLIF(_DSRNeuron):
     def forward(self, x: Tensor) -> Tensor:
         self._check(x)
         c = self.dt if self.vth_grad == "code" else 1.0 / self.dt
-        out = _LIFFn.apply(x, self.v_th.to(x.dtype), self.alpha, self.tau, self.dt, c)
+        out = _LIFFn.apply(x, self.threshold().to(x.dtype), self.alpha, self.tau, self.dt, c)
         self._emit(out)
         return out
 
@@ -323,7 +328,7 @@ def swap_to_dsr(model: nn.Module, options: dict[str, Any] | None = None) -> nn.M
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         new = _dsr_for(old, name, opts)
-        if isinstance(parent, nn.Sequential) or attr.isdigit():
+        if attr.isdigit():
             parent[int(attr)] = new
         else:
             setattr(parent, attr, new)

@@ -139,6 +139,12 @@ def _stage_ends(net: SpikingResNet) -> list[int]:
             if i == len(blocks) - 1 or not isinstance(blocks[i + 1].shortcut, nn.Identity)]
 
 
+def _out_channels(block: nn.Module) -> int:
+    """Output channels of a basic (``conv2``) or bottleneck (``conv3``) block."""
+    last = block.conv3 if hasattr(block, "conv3") else block.conv2
+    return int(last.module.out_channels)
+
+
 class _Branch(nn.Module):
     """``1×1 conv (C/4) -> k×k conv stride k -> 1×1 conv (C_last)``, each with BN and the
     activation, then global average pool; returns the pooled feature ``[T, B, C_last]``."""
@@ -175,7 +181,7 @@ class JointASNN(SpikingClassifier):
         self.snn = snn
         self.ends = _stage_ends(snn)
         blocks = list(snn.layers)
-        widths = [blocks[i].conv2.module.out_channels for i in self.ends]
+        widths = [_out_channels(blocks[i]) for i in self.ends]
         n = len(self.ends)
         neuron = next(m for m in snn.modules() if role_of(m) == "neuron")
         make = lambda: copy.deepcopy(neuron)  # noqa: E731  (same neuron settings)
