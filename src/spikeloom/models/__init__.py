@@ -15,6 +15,11 @@ name (``MODELS``)      model
 ``"resnet19"``         :func:`resnet19`: ResNet-19 of STBP-tdBN (≈12.7 M parameters)
 ``"resnet_tiny"``      :func:`resnet_tiny`: a 2-stage, 8/16-channel variant for tests and demos
 ``"tasnn"``            :class:`TASNN`: TA-SNN DVS128-Gesture network
+``"resnet34"``         :func:`resnet34`: STBP-tdBN ImageNet ResNet-34 (basic blocks)
+``"resnet50"``         :func:`resnet50`: STBP-tdBN ImageNet ResNet-50 (bottleneck blocks)
+``"es_resnet18/34"``   :func:`es_resnet18`, :func:`es_resnet34`: ES-ImageNet LIAF/LIF ResNets
+``"dsr_resnet18"``     :func:`dsr_resnet18`: DSR pre-activation ResNet-18 (also ``dsr_vgg11``)
+``"joint_resnet18"``   Joint A-SNN ResNet-18 (:mod:`spikeloom.methods.joint_asnn`)
 =====================  =======================================================================
 
 Build by name, from a dataset's :class:`~spikeloom.datasets.spec.DataSpec` or with explicit
