@@ -1,6 +1,8 @@
-"""The default job (`spikeloom train` with no arguments) against the issue-2 target.
+"""The default job (`spikeloom train` with no arguments) against its targets.
 
-Target: >= 90 % test accuracy on ES-Digits in <= 3 minutes on 2 CPU cores. Runs the real
+Targets: >= 95 % test accuracy on ES-Digits (issue 12; >= 90 % in issue 2), cheaper than its
+ANN twin by the cost report's own measure (E_ANN/E_SNN > 1, issue 12), in <= 3 minutes on 2 CPU
+cores. Runs the real
 command in a subprocess (so the time includes start-up, dataset conversion, training, the test
 evaluation, plots and the cost report) and prints wall time, CPU time and accuracy.
 Usage: python benchmarks/bench_default_job.py [--seeds 0 1 2]
@@ -39,16 +41,20 @@ def main() -> None:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         final = json.loads((out / "run" / "final.json").read_text())
-        rows.append((seed, final["test_acc"], wall, cpu, final["train_seconds"]))
+        ratio = json.loads((out / "run" / "cost.json").read_text())["energy"]["ratio"]
+        rows.append((seed, final["test_acc"], wall, cpu, final["train_seconds"], ratio))
         print(f"seed {seed}: test acc {final['test_acc']:.4f} (best val {final['best_val_acc']:.4f}"
-              f", epoch {final['best_epoch']})  wall {wall:.1f} s (training loop "
-              f"{final['train_seconds']:.1f} s)  CPU {cpu:.1f} s", flush=True)
+              f", epoch {final['best_epoch']})  E_ANN/E_SNN {ratio:.2f}  wall {wall:.1f} s "
+              f"(training loop {final['train_seconds']:.1f} s)  CPU {cpu:.1f} s  load "
+              f"{os.getloadavg()[0]:.1f}", flush=True)
         shutil.rmtree(out)
     accs = [r[1] for r in rows]
     walls = [r[2] for r in rows]
-    ok = min(accs) >= 0.9 and max(walls) <= 180
-    print(f"mean test acc {sum(accs) / len(accs):.4f}  max wall {max(walls):.1f} s  "
-          f"(target >= 0.90 in <= 180 s: {'OK' if ok else 'MISSED'})")
+    ratios = [r[5] for r in rows]
+    ok = min(accs) >= 0.95 and min(ratios) > 1 and max(walls) <= 180
+    print(f"mean test acc {sum(accs) / len(accs):.4f}  min E_ANN/E_SNN {min(ratios):.2f}  max "
+          f"wall {max(walls):.1f} s  (target >= 0.95, E_ANN/E_SNN > 1, <= 180 s: "
+          f"{'OK' if ok else 'MISSED'})")
 
 
 if __name__ == "__main__":

@@ -301,6 +301,16 @@ _SMALL = {
     "resnet19": dict(block_layout=(1, 1), widths=(4, 8), stem=4, fc_hidden=8),
     "resnet_tiny": {},
     "tasnn": dict(channels=(4, 8), pool=(True, True), hidden=(8,), reduction=2),
+    "spiking_cnn": dict(channels=(4, 8), hidden=8),
+    "resnet34": dict(block_layout=(1, 1), widths=(4, 8), stem=4),
+    "resnet50": dict(block_layout=(1, 1), widths=(2, 4), stem=4),
+    "es_resnet18": dict(block_layout=(1, 1), widths=(4, 8), stem=4),
+    "es_resnet34": dict(block_layout=(1, 1), widths=(4, 8), stem=4),
+    "dsr_preact_resnet": dict(block_layout=(1,), widths=(4,)),
+    "dsr_resnet18": dict(block_layout=(1,), widths=(4,)),
+    "dsr_vgg": dict(layout=(4, "M", 8)),
+    "dsr_vgg11": dict(layout=(4, "M", 8)),
+    "joint_resnet18": dict(block_layout=(1, 1), widths=(4, 8), stem=4),
 }
 
 

@@ -9,6 +9,7 @@
     spikeloom convert SRC_DIR OUT_DIR [options]        ODG conversion of images to events
     spikeloom export RUN_DIR --format nir|onnx OUT     a run's model as NIR or ONNX
     spikeloom compare CONFIG.yaml ... [--test-arg K=V]  SNN vs RNN under one protocol, one table
+    spikeloom report RUNS_DIR... [--out NAME]          results table (Markdown + PNG) of runs
 
 Each sub-command module (:mod:`.train`, :mod:`.eval`, :mod:`.cost`, :mod:`.convert`) has
 ``add_parser(subparsers)`` and ``run(args) -> int``. User errors print one line (set
@@ -22,7 +23,7 @@ import os
 import sys
 
 from ..errors import SpikeloomError
-from . import compare, convert, cost, eval, train
+from . import compare, convert, cost, eval, report, train
 from . import export as export_cmd
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -31,6 +32,7 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 COMMANDS = {"train": train, "eval": eval, "cost": cost, "convert": convert}
 COMMANDS["export"] = export_cmd
 COMMANDS["compare"] = compare
+COMMANDS["report"] = report
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,8 @@ Neurons start from rest at every call, so no state leaks between two forward pas
 =====================  =======================================================================
 name (``MODELS``)      model
 =====================  =======================================================================
-``"liafnet"``          :class:`LIAFNet`: small conv LIAF/LIF net (default of ``spikeloom train``)
+``"liafnet"``          :class:`LIAFNet`: small conv LIAF/LIF net
+``"spiking_cnn"``      :func:`spiking_cnn`: LIAFNet with LIF + max-pool (default of ``train``)
 ``"spiking_resnet"``   :class:`SpikingResNet` with tdBN, any layout
 ``"resnet19"``         :func:`resnet19`: ResNet-19 of STBP-tdBN (≈12.7 M parameters)
 ``"resnet_tiny"``      :func:`resnet_tiny`: a 2-stage, 8/16-channel variant for tests and demos
@@ -18,6 +19,11 @@ name (``MODELS``)      model
 ``"snn_cnn"``          :class:`SpikingCNN`: LIF conv net of the same protocol
 ``"rnn"/"gru"/"lstm"`` :class:`RecurrentMLP`: recurrent baselines of the same widths
 ``"convrnn"``          :class:`RecurrentCNN`: ConvRNN baseline (``"convlstm"``: ConvLSTM)
+``"resnet34"``         :func:`resnet34`: STBP-tdBN ImageNet ResNet-34 (basic blocks)
+``"resnet50"``         :func:`resnet50`: STBP-tdBN ImageNet ResNet-50 (bottleneck blocks)
+``"es_resnet18/34"``   :func:`es_resnet18`, :func:`es_resnet34`: ES-ImageNet LIAF/LIF ResNets
+``"dsr_resnet18"``     :func:`dsr_resnet18`: DSR pre-activation ResNet-18 (also ``dsr_vgg11``)
+``"joint_resnet18"``   Joint A-SNN ResNet-18 (:mod:`spikeloom.methods.joint_asnn`)
 =====================  =======================================================================
 
 Build by name, from a dataset's :class:`~spikeloom.datasets.spec.DataSpec` or with explicit
@@ -27,17 +33,29 @@ Register your own with :func:`register_model`.
 
 from ..neurons import NEURONS
 from .base import SpikingClassifier
+from .dsr_nets import DSRVGG, DSRPreActResNet, dsr_resnet18, dsr_vgg11
 from .factory import NormKind, make_neuron_factory, make_norm
-from .liafnet import LIAFNet
+from .liafnet import LIAFNet, spiking_cnn
 from .recurrent import ConvRecurrent, RecurrentCNN, RecurrentMLP
 from .registry import MODELS, build_model, count_parameters, frames_args, register_model
-from .resnet import BasicBlock, SpikingResNet, resnet19, resnet_tiny
+from .resnet import (
+    BasicBlock,
+    Bottleneck,
+    SpikingResNet,
+    es_resnet18,
+    es_resnet34,
+    resnet19,
+    resnet34,
+    resnet50,
+    resnet_tiny,
+)
 from .snn_mlp import SpikingCNN, SpikingMLP
 from .tasnn import TASNN
 
 __all__ = [
     "SpikingClassifier",
     "LIAFNet",
+    "spiking_cnn",
     "BasicBlock",
     "SpikingResNet",
     "resnet19",
@@ -57,4 +75,13 @@ __all__ = [
     "ConvRecurrent",
     "SpikingMLP",
     "SpikingCNN",
+    "Bottleneck",
+    "resnet34",
+    "resnet50",
+    "es_resnet18",
+    "es_resnet34",
+    "DSRPreActResNet",
+    "DSRVGG",
+    "dsr_resnet18",
+    "dsr_vgg11",
 ]

@@ -12,7 +12,7 @@ from .base import SpikingClassifier
 from .factory import NormKind, make_neuron_factory, make_norm, pair
 from .registry import frames_args, register_model
 
-__all__ = ["LIAFNet"]
+__all__ = ["LIAFNet", "spiking_cnn"]
 
 
 @register_model("liafnet", kinds=("frames",), from_spec=frames_args)
@@ -49,6 +49,10 @@ class LIAFNet(SpikingClassifier):
         fc_grid: adaptive average pooling of the last feature map to this ``(h, w)`` before
             flattening (``None``: flatten the full map, ``channels[-1]·H/2^S·W/2^S`` features).
         neuron_kwargs: further keyword arguments for every neuron (e.g. ``surrogate``).
+        pool: ``"avg"`` (default) or ``"max"`` for the stage pooling and the ``fc_grid``
+            pooling. Max-pooling binary spikes keeps them binary, so every synapse after the
+            first layer is an accumulate (AC) in the cost model; average pooling makes them
+            analog (counted as MACs).
 
     Shapes:
         input ``[T, B, in_channels, H, W]`` -> logits ``[B, num_classes]``.
@@ -72,12 +76,17 @@ class LIAFNet(SpikingClassifier):
         activation: str | Callable[[Tensor], Tensor] = "relu",
         fc_grid: int | Sequence[int] | None = (4, 4),
         neuron_kwargs: dict[str, Any] | None = None,
+        pool: str = "avg",
     ) -> None:
         super().__init__()
         if attention and T is None:
             raise ValueError("attention=True needs the number of time steps T (TA is tied to T)")
         if not channels:
             raise ValueError("channels must name at least one conv stage")
+        if pool not in ("avg", "max"):
+            raise ValueError(f"LIAFNet: pool must be 'avg' or 'max', got {pool!r}")
+        stage_pool = nn.AvgPool2d if pool == "avg" else nn.MaxPool2d
+        grid_pool = nn.AdaptiveAvgPool2d if pool == "avg" else nn.AdaptiveMaxPool2d
         h, w = self._final_map(input_size, len(channels), fc_grid)
         self.in_channels, self.num_classes, self.T = in_channels, num_classes, T
         make = make_neuron_factory(
@@ -96,14 +105,14 @@ class LIAFNet(SpikingClassifier):
                     make_norm(norm, c, v_th),
                     ta(),
                     make(),
-                    TimeDistributed(nn.AvgPool2d(2)),
+                    TimeDistributed(stage_pool(2)),
                 )
             )
             c_in = c
         self.features = nn.Sequential(*stages)
         if fc_grid is not None:
             gh, gw = pair(fc_grid)
-            self.grid: nn.Module = TimeDistributed(nn.AdaptiveAvgPool2d((gh, gw)))
+            self.grid: nn.Module = TimeDistributed(grid_pool((gh, gw)))
             h, w = gh, gw
         else:
             self.grid = nn.Identity()
@@ -143,3 +152,15 @@ class LIAFNet(SpikingClassifier):
     def _per_step(self, x: Tensor) -> Tensor:
         y = self.grid(self.features(x))
         return self.classifier(y.flatten(2))
+
+
+@register_model("spiking_cnn", kinds=("frames",), from_spec=frames_args)
+def spiking_cnn(**kwargs: Any) -> LIAFNet:
+    """The default model of ``spikeloom train``: the :class:`LIAFNet` topology with LIF neurons
+    (binary spikes) and max pooling (``neuron="lif"``, ``pool="max"``), so that every synapse
+    after the input layer is an accumulate: on ES-Digits ≈ 99 % test accuracy and
+    E_ANN/E_SNN ≈ 4.6 by the cost report (the LIAF default of earlier versions sent analog
+    values: every synapse a MAC, E_ANN/E_SNN ≈ 0.23). Keyword arguments as :class:`LIAFNet`."""
+    kwargs.setdefault("neuron", "lif")
+    kwargs.setdefault("pool", "max")
+    return LIAFNet(**kwargs)

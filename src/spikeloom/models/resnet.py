@@ -1,8 +1,10 @@
 """Deep spiking ResNets with threshold-dependent batch norm (STBP-tdBN: Zheng et al., AAAI 2021,
-arXiv:2011.05280): the basic block, :class:`SpikingResNet`, ResNet-19 and a tiny variant."""
+arXiv:2011.05280): the basic and bottleneck blocks, :class:`SpikingResNet`, ResNet-19, -34, -50,
+the LIAF/LIF ResNet-18/34 of ES-ImageNet (Lin et al. 2021) and a tiny variant."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,7 +15,8 @@ from .base import SpikingClassifier
 from .factory import NormKind, make_neuron_factory, make_norm, pair
 from .registry import frames_args, register_model
 
-__all__ = ["BasicBlock", "SpikingResNet", "resnet19", "resnet_tiny"]
+__all__ = ["BasicBlock", "Bottleneck", "SpikingResNet", "resnet19", "resnet34", "resnet50",
+           "es_resnet18", "es_resnet34", "resnet_tiny"]
 
 
 class BasicBlock(nn.Module):
@@ -67,6 +70,55 @@ class BasicBlock(nn.Module):
         return self.sn2(self.add(out, self.shortcut(x)))
 
 
+class Bottleneck(nn.Module):
+    """Spiking bottleneck block (ResNet-50 layout, expansion 4), time-major::
+
+        out = LIF( tdBN( conv1x1(x, width) ) )
+        out = LIF( tdBN( conv3x3(out, stride) ) )
+        out = tdBN_α=1/√2( conv1x1(out, 4·width) )
+        sc  = x  if shapes match  else  tdBN_α=1/√2( conv1x1(x, stride) )
+        y   = LIF( Add(out, sc) )
+
+    The 1/√2 rule applies to the two normalisations whose outputs are summed, as in the basic
+    block (spec: only the summed branches).
+    """
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, width: int, stride: int,
+                 make_neuron: Callable[[], nn.Module], v_th: float = 0.5,
+                 norm: NormKind = "tdbn") -> None:
+        super().__init__()
+        bias, out = norm is None, width * self.expansion
+        self.conv1 = TimeDistributed(nn.Conv2d(in_channels, width, 1, bias=bias))
+        self.bn1 = make_norm(norm, width, v_th)
+        self.sn1 = make_neuron()
+        self.conv2 = TimeDistributed(nn.Conv2d(width, width, 3, stride=stride, padding=1,
+                                               bias=bias))
+        self.bn2 = make_norm(norm, width, v_th)
+        self.sn2 = make_neuron()
+        self.conv3 = TimeDistributed(nn.Conv2d(width, out, 1, bias=bias))
+        self.bn3 = make_norm(norm, out, v_th, residual=True)
+        if stride != 1 or in_channels != out:
+            self.shortcut: nn.Module = nn.Sequential(
+                TimeDistributed(nn.Conv2d(in_channels, out, 1, stride=stride, bias=bias)),
+                make_norm(norm, out, v_th, residual=True),
+            )
+        else:
+            self.shortcut = nn.Identity()
+        self.add = Add()
+        self.sn3 = make_neuron()
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.sn1(self.bn1(self.conv1(x)))
+        out = self.sn2(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.sn3(self.add(out, self.shortcut(x)))
+
+
+BLOCKS: dict[str, type[nn.Module]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
 @register_model("spiking_resnet", kinds=("frames",), from_spec=frames_args)
 class SpikingResNet(SpikingClassifier):
     """Deep spiking ResNet of STBP-tdBN (Zheng et al., AAAI 2021, arXiv:2011.05280).
@@ -95,6 +147,12 @@ class SpikingResNet(SpikingClassifier):
         norm: ``"tdbn"`` (default), ``"bn"`` or ``None``.
         input_size: accepted for a uniform model interface and stored; the network ends with a
             global average pool, so it works for any ``(H, W)``.
+        block: ``"basic"`` (two 3×3 convs) or ``"bottleneck"`` (1×1, 3×3, 1×1 with expansion
+            4; ``widths`` are then the bottleneck widths).
+        stem_kernel, stem_stride: the first conv (3, 1 for CIFAR layouts; 7, 2 for ImageNet).
+        stem_pool: put a 3×3 stride-2 max-pool after the stem (ImageNet layouts); max-pooling
+            spikes keeps them binary.
+        stem_pool_padding: its padding (1 in torchvision's ResNets; 0 in the ES-ImageNet code).
     """
 
     def __init__(
@@ -115,8 +173,15 @@ class SpikingResNet(SpikingClassifier):
         fc_norm: bool = False,
         neuron_kwargs: dict[str, Any] | None = None,
         input_size: int | Sequence[int] | None = None,
+        block: str = "basic",
+        stem_kernel: int = 3,
+        stem_stride: int = 1,
+        stem_pool: bool = False,
+        stem_pool_padding: int = 1,
     ) -> None:
         super().__init__()
+        if block not in BLOCKS:
+            raise ValueError(f"block must be one of {', '.join(BLOCKS)}, got {block!r}")
         if len(block_layout) != len(widths) or not widths:
             raise ValueError(
                 f"block_layout {tuple(block_layout)} and widths {tuple(widths)} must have the "
@@ -130,18 +195,24 @@ class SpikingResNet(SpikingClassifier):
             neuron, v_th=v_th, decay=decay, surrogate=surrogate, width=width,
             **(neuron_kwargs or {}),
         )
-        self.stem = nn.Sequential(
-            TimeDistributed(nn.Conv2d(in_channels, stem, 3, padding=1, bias=norm is None)),
+        stem_layers: list[nn.Module] = [
+            TimeDistributed(nn.Conv2d(in_channels, stem, stem_kernel, stride=stem_stride,
+                                      padding=stem_kernel // 2, bias=norm is None)),
             make_norm(norm, stem, v_th),
             make(),
-        )
+        ]
+        if stem_pool:
+            stem_layers.append(TimeDistributed(nn.MaxPool2d(3, 2, padding=stem_pool_padding)))
+        self.stem = nn.Sequential(*stem_layers)
         blocks: list[nn.Module] = []
         c_in = stem
+        cls = BLOCKS[block]
+        expansion = getattr(cls, "expansion", 1)
         for i, (n, c) in enumerate(zip(block_layout, widths)):
             for j in range(n):
                 stride = 2 if (i > 0 and j == 0) else 1
-                blocks.append(BasicBlock(c_in, c, stride, make, v_th, norm))
-                c_in = c
+                blocks.append(cls(c_in, c, stride, make, v_th, norm))
+                c_in = c * expansion
         self.layers = nn.Sequential(*blocks)
         self.pool = TimeDistributed(nn.AdaptiveAvgPool2d(1))
         head: list[nn.Module] = []
@@ -170,6 +241,68 @@ def resnet19(in_channels: int = 3, num_classes: int = 10, **kwargs: Any) -> Spik
     kwargs.setdefault("widths", (128, 256, 512))
     kwargs.setdefault("stem", 128)
     kwargs.setdefault("fc_hidden", 256)
+    return SpikingResNet(in_channels=in_channels, num_classes=num_classes, **kwargs)
+
+
+def _imagenet_layout(kwargs: dict[str, Any], layout: tuple[int, ...], block: str) -> None:
+    kwargs.setdefault("block_layout", layout)
+    kwargs.setdefault("widths", (64, 128, 256, 512))
+    kwargs.setdefault("stem", 64)
+    kwargs.setdefault("block", block)
+    kwargs.setdefault("stem_kernel", 7)
+    kwargs.setdefault("stem_stride", 2)
+    kwargs.setdefault("stem_pool", True)
+    kwargs.setdefault("fc_hidden", None)
+
+
+@register_model("resnet34", kinds=("frames",), from_spec=frames_args)
+def resnet34(in_channels: int = 3, num_classes: int = 1000, **kwargs: Any) -> SpikingResNet:
+    """Spiking ResNet-34 with tdBN (STBP-tdBN's ImageNet network): stem 7×7/2 64 + 3×3/2
+    max-pool, basic blocks 3-4-6-3 over 64-128-256-512, global avg-pool, FC. 21.80 M parameters
+    for 3 input channels and 1000 classes (as torchvision's ResNet-34)."""
+    _imagenet_layout(kwargs, (3, 4, 6, 3), "basic")
+    return SpikingResNet(in_channels=in_channels, num_classes=num_classes, **kwargs)
+
+
+@register_model("resnet50", kinds=("frames",), from_spec=frames_args)
+def resnet50(in_channels: int = 3, num_classes: int = 1000, **kwargs: Any) -> SpikingResNet:
+    """Spiking ResNet-50 with tdBN: the ImageNet stem, bottleneck blocks 3-4-6-3 (widths
+    64-128-256-512, expansion 4), global avg-pool, FC. 25.56 M parameters for 3 input channels
+    and 1000 classes (as torchvision's ResNet-50)."""
+    _imagenet_layout(kwargs, (3, 4, 6, 3), "bottleneck")
+    return SpikingResNet(in_channels=in_channels, num_classes=num_classes, **kwargs)
+
+
+def _es_imagenet(kwargs: dict[str, Any], layout: tuple[int, ...]) -> None:
+    _imagenet_layout(kwargs, layout, "basic")
+    kwargs.setdefault("stem_pool_padding", 0)
+    kwargs.setdefault("neuron", "liaf")
+    kwargs.setdefault("norm", "bn")
+    kwargs.setdefault("v_th", 0.5)
+    kwargs.setdefault("decay", 1.0 / (1.0 + math.exp(-0.5)))
+    nk = dict(kwargs.get("neuron_kwargs") or {})
+    nk.setdefault("learn_decay", True)
+    if kwargs["neuron"] == "liaf":
+        nk.setdefault("activation", "leaky_relu")
+    kwargs["neuron_kwargs"] = nk
+
+
+@register_model("es_resnet18", kinds=("frames",), from_spec=frames_args)
+def es_resnet18(in_channels: int = 2, num_classes: int = 1000, **kwargs: Any) -> SpikingResNet:
+    """LIAF (default) or LIF (``neuron="lif"``) ResNet-18 of the ES-ImageNet benchmark: stem
+    7×7/2 64 + BN + neuron + 3×3/2 max-pool (no padding), basic blocks 2-2-2-2 over
+    64-128-256-512 with BN over batch, time and space (``norm="bn"``), LeakyReLU(0.2) analog
+    output for LIAF, ``V_th = 0.5``, learnable decay ``sigmoid(0.5)``, global avg-pool per step,
+    FC, mean over the 8 steps. 11.69 M parameters for 2 input channels and 1000 classes."""
+    _es_imagenet(kwargs, (2, 2, 2, 2))
+    return SpikingResNet(in_channels=in_channels, num_classes=num_classes, **kwargs)
+
+
+@register_model("es_resnet34", kinds=("frames",), from_spec=frames_args)
+def es_resnet34(in_channels: int = 2, num_classes: int = 1000, **kwargs: Any) -> SpikingResNet:
+    """LIAF/LIF ResNet-34 of the ES-ImageNet benchmark (as :func:`es_resnet18`, blocks
+    3-4-6-3). 21.79 M parameters for 2 input channels and 1000 classes."""
+    _es_imagenet(kwargs, (3, 4, 6, 3))
     return SpikingResNet(in_channels=in_channels, num_classes=num_classes, **kwargs)
 
 

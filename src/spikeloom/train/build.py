@@ -107,13 +107,17 @@ def dataset_spec(ds: Dataset) -> DataSpec:
 
 
 def build_model_for(cfg: TrainConfig, spec: DataSpec) -> nn.Module:
-    """Build ``cfg.model`` for data described by ``spec`` (``cfg.model_kwargs`` override)."""
+    """Build ``cfg.model`` for data described by ``spec`` (``cfg.model_kwargs`` override),
+    prepared by the run's training method (``cfg.method``, e.g. DSR swaps the neurons)."""
+    from ..methods import METHODS
     from ..models import build_model
 
     try:
-        return build_model(cfg.model, spec, **cfg.model_kwargs)
+        model = build_model(cfg.model, spec, **cfg.model_kwargs)
     except TypeError as e:
         raise ConfigError(f"model {cfg.model!r} rejected its arguments: {e}") from None
+    method = METHODS.get(cfg.method)
+    return method.prepare(model, method.resolve(cfg.method_kwargs))
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:

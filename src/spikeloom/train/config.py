@@ -84,13 +84,18 @@ class TrainConfig:
             report use the plain model, which shares the weights).
         compile_backend: ``torch.compile`` backend (``"inductor"``, the default, needs a C++
             compiler; ``"aot_eager"`` traces without generating code).
+        method: training method (see :data:`spikeloom.methods.METHODS`): ``"stbp"``
+            (surrogate-gradient BPTT, default), ``"dsr"``, ``"joint-asnn"``.
+        method_kwargs: options of the training method.
+        paper: what a paper reports for this experiment (``{"acc": 0.704, "source": ...}``);
+            read by ``spikeloom report``, ignored by training.
     """
 
     imports: list[str] = _opt(None, "", cli=False, factory=list)
     dataset: str = _opt("esdigits", "dataset name (default esdigits)")
     root: str | None = _opt(None, "local folder of the dataset")
     dataset_kwargs: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
-    model: str = _opt("liafnet", "model name (default liafnet)")
+    model: str = _opt("spiking_cnn", "model name (default spiking_cnn)")
     model_kwargs: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
     epochs: int = _opt(10, "number of epochs")
     batch_size: int = _opt(64, "global batch size")
@@ -121,6 +126,9 @@ class TrainConfig:
     accum_steps: int = _opt(1, "gradient accumulation: optimizer step every N batches")
     compile: bool = _opt(False, "train through torch.compile(model)")
     compile_backend: str = _opt("inductor", "torch.compile backend (inductor, aot_eager, ...)")
+    method: str = _opt("stbp", "training method: stbp (surrogate BPTT), dsr, joint-asnn")
+    method_kwargs: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
+    paper: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -189,6 +197,11 @@ class TrainConfig:
                                     f"got {self.amp!r}")
         need(self.accum_steps >= 1, f"accum_steps must be an integer >= 1, got "
                                     f"{self.accum_steps}")
+        from ..methods import METHODS
+
+        need(self.method in METHODS,
+             f"method must be one of {', '.join(METHODS.names())}, got {self.method!r}")
+        METHODS.get(self.method).resolve(self.method_kwargs)
 
     def import_modules(self) -> None:
         """Import :attr:`imports` (their registrations take effect); a missing module is a

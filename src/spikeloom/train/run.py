@@ -116,14 +116,18 @@ class _Run:
         for note in notes:
             self.say(note)
         self.spec = dataset_spec(self.data["train"])
-        self.step = STEPS.get(self.spec.kind)
+        from ..methods import METHODS
+
+        method = METHODS.get(cfg.method)
+        options = method.resolve(cfg.method_kwargs)
+        self.step = method.make_step(options) or STEPS.get(self.spec.kind)
         self.model = build_model_for(cfg, self.spec).to(self.device)
         apply_memory_options(self.model, **validate_memory_options(cfg.memory))
         self.opt = make_optimizer(cfg, self.model)
         # the schedule counts optimizer steps (one per accum_steps batches)
         self.sched = make_schedule(cfg, self.opt, math.ceil(
             math.ceil(len(self.data["train"]) / cfg.batch_size) / cfg.accum_steps))
-        self.callbacks = CallbackList(callbacks)
+        self.callbacks = CallbackList([*callbacks, *method.make_callbacks(options)])
         self.ckpt_dir = run_dir / "checkpoints"
         self.state = ResumeState()
         if resuming and (self.ckpt_dir / "last.pt").exists():
@@ -259,12 +263,17 @@ class _Run:
             from .plots import plot_run
 
             plot_run(self.run_dir, self.model, self.data["val"], self.device)
+        energy = ""
         if cfg.cost:
             report = cost_report(self.model, self.data["val"], cfg, self.device)
             report.to_json(self.run_dir / "cost.json")
             self.say(report.table())
+            if math.isfinite(report.ratio):
+                energy = (f"; E_ANN/E_SNN = {report.ratio:.2f} (the SNN is "
+                          f"{'cheaper' if report.ratio > 1 else 'costlier'} than its ANN twin "
+                          "by the cost model)")
         self.say(f"test accuracy {final['test_acc']:.4f} (model of epoch {final['best_epoch']}, "
-                 f"selected on validation acc {final['best_val_acc']:.4f}); run dir: "
+                 f"selected on validation acc {final['best_val_acc']:.4f}){energy}; run dir: "
                  f"{self.run_dir}")
 
 
