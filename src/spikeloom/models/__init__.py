@@ -14,6 +14,8 @@ name (``MODELS``)      model
 ``"resnet19"``         :func:`resnet19`: ResNet-19 of STBP-tdBN (≈12.7 M parameters)
 ``"resnet_tiny"``      :func:`resnet_tiny`: a 2-stage, 8/16-channel variant for tests and demos
 ``"tasnn"``            :class:`TASNN`: TA-SNN DVS128-Gesture network
+``"deep_thin_snn"``    :func:`deep_thin_snn`: deep thin spiking conv BlockNet (wide-then-narrow)
+``"deep_thin_mlp"``    :func:`deep_thin_mlp`: deep thin ReLU MLP BlockNet (wide-then-narrow)
 =====================  =======================================================================
 
 Build by name, from a dataset's :class:`~spikeloom.datasets.spec.DataSpec` or with explicit
@@ -23,6 +25,7 @@ Register your own with :func:`register_model`.
 
 from ..neurons import NEURONS
 from .base import SpikingClassifier
+from .blocknet import BlockNet, deep_thin_mlp, deep_thin_snn
 from .factory import NormKind, make_neuron_factory, make_norm
 from .liafnet import LIAFNet
 from .registry import MODELS, build_model, count_parameters, frames_args, register_model
@@ -46,4 +49,7 @@ __all__ = [
     "make_neuron_factory",
     "make_norm",
     "count_parameters",
+    "BlockNet",
+    "deep_thin_snn",
+    "deep_thin_mlp",
 ]
