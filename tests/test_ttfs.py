@@ -189,3 +189,12 @@ def test_cost_report_counts_ttfs_input_spikes():
     h1 = net.trace(x[0].to(D64)).spikes[0]
     assert rows["layers.1"].eff_acs == pytest.approx(float(h1.sum()) * 2 / 2)
     assert rows["layers.0"].dense_macs == 4 and rows["layers.1"].dense_macs == 4
+
+
+def test_registered_model_builds_from_a_frames_spec():
+    from spikeloom.datasets.spec import DataSpec
+    from spikeloom.models import build_model
+
+    net = build_model("ttfs_fc", DataSpec("frames", 10, T=1, channels=1, size=(28, 28)))
+    assert isinstance(net, TTFSNet) and net.sizes == [784, 340, 10]
+    assert net(torch.rand(1, 3, 1, 28, 28)).shape == (3, 10)

@@ -16,6 +16,7 @@ name (``MODELS``)      model
 ``"tasnn"``            :class:`TASNN`: TA-SNN DVS128-Gesture network
 ``"deep_thin_snn"``    :func:`deep_thin_snn`: deep thin spiking conv BlockNet (wide-then-narrow)
 ``"deep_thin_mlp"``    :func:`deep_thin_mlp`: deep thin ReLU MLP BlockNet (wide-then-narrow)
+``"ttfs_fc"``          :func:`ttfs_fc`: fully connected TTFS network (784-340-10 by default)
 =====================  =======================================================================
 
 Build by name, from a dataset's :class:`~spikeloom.datasets.spec.DataSpec` or with explicit
@@ -31,6 +32,7 @@ from .liafnet import LIAFNet
 from .registry import MODELS, build_model, count_parameters, frames_args, register_model
 from .resnet import BasicBlock, SpikingResNet, resnet19, resnet_tiny
 from .tasnn import TASNN
+from .ttfs_fc import ttfs_fc
 
 __all__ = [
     "SpikingClassifier",
@@ -52,4 +54,5 @@ __all__ = [
     "BlockNet",
     "deep_thin_snn",
     "deep_thin_mlp",
+    "ttfs_fc",
 ]

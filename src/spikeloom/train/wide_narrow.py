@@ -231,7 +231,7 @@ class WideThenNarrow:
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
-                    tot, n = tot + float(loss), n + 1
+                    tot, n = tot + float(loss.detach()), n + 1
                 mean = tot / max(n, 1)
             losses.append(mean)
         self.history["imitation"] = losses
