@@ -55,6 +55,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-3)
+    p.add_argument("--rate", action="store_true", help="imitate firing rates (rate_dim=0)")
     args = p.parse_args()
     torch.set_num_threads(1)
     tr, te = ESDigits("train", size=args.size), ESDigits("test", size=args.size)
@@ -72,7 +73,8 @@ def main() -> None:
     for seed in range(args.seeds):
         t0 = time.perf_counter()
         torch.manual_seed(seed)
-        win = WideThenNarrow(make, args.width, args.factor, channel_dim=2, lr=args.lr)
+        win = WideThenNarrow(make, args.width, args.factor, channel_dim=2, lr=args.lr,
+                             rate_dim=0 if args.rate else None)
         wide = make(args.width * args.factor)
         data = batches_of(xtr, ytr, args.batch_size, seed)
         train_task(wide, data, args.wide_epochs, lr=args.lr)

@@ -66,6 +66,22 @@ def test_same_width_teacher_equal_to_student_gives_zero_loss():
     assert float(win.imitation_loss(x, 2).detach()) == 0.0
 
 
+def test_rate_imitation_compares_means_over_time():
+    thin = BlockNet(nn.Linear(1, 2, bias=False), [], nn.Identity())
+    wide = BlockNet(nn.Linear(1, 2, bias=False), [], nn.Identity())
+    with torch.no_grad():
+        thin.stem.weight.copy_(torch.tensor([[1.0], [0.0]]))
+        wide.stem.weight.copy_(torch.tensor([[0.0], [1.0]]))
+    win = WideThenNarrow(lambda w: thin, width=2, factor=1, rate_dim=0)
+    win.prepare(wide)
+    with torch.no_grad():
+        win.U[0].weight.copy_(torch.eye(2))
+    x = torch.tensor([[[1.0]], [[-1.0]]])  # [T=2, B=1, 1]: means over time are zero
+    assert float(win.imitation_loss(x, 0).detach()) == 0.0
+    win.rate_dim = None
+    assert float(win.imitation_loss(x, 0).detach()) == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize("kind", ["mlp", "snn"])
 def test_merged_thin_net_equals_augmented_net(kind):
     torch.manual_seed(1)

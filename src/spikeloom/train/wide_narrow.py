@@ -151,6 +151,10 @@ class WideThenNarrow:
         channel_dim: channel axis of the block outputs.
         teacher_forcing: feed ``V_i(h^wide_{i−1})`` instead of the thin prefix in stage 2.
         lr: Adam learning rate of all stages.
+        rate_dim: ``None`` (default): MSE between the block outputs element by element; an
+            axis (0 for time-major spiking nets): MSE between their means over that axis,
+            i.e. between firing rates — a [RECON] option for SNNs, whose exact spike maps a
+            thin block cannot copy, while a rate-coded head only reads the rates.
     """
 
     make_net: Callable[[int], BlockNet]
@@ -159,6 +163,7 @@ class WideThenNarrow:
     channel_dim: int = -1
     teacher_forcing: bool = False
     lr: float = 1e-3
+    rate_dim: int | None = None
     wide: BlockNet | None = None
     thin: BlockNet | None = None
     U: nn.ModuleList = field(default_factory=nn.ModuleList)
@@ -209,7 +214,10 @@ class WideThenNarrow:
                 prev, h = h, s(h)
             a = None if i == 0 else (prev if self.teacher_forcing else self._lifted(x, i - 1))
         z = x if a is None else self.V[i - 1](a)
-        return F.mse_loss(self.U[i](self._stages(self.thin)[i](z)), h)
+        out = self.U[i](self._stages(self.thin)[i](z))
+        if self.rate_dim is not None:
+            out, h = out.mean(self.rate_dim), h.mean(self.rate_dim)
+        return F.mse_loss(out, h)
 
     def imitate(self, batches: Callable[[], Iterable[tuple[Tensor, Tensor]]],
                 epochs_per_block: int) -> list[float]:
