@@ -107,6 +107,8 @@ def test_measure_on_a_spiking_net_matches_direct_counts():
     assert model.training
     text = rep.table()
     assert "RECONSTRUCTION" in text and "5.74-10.20x" in text
+    # the readout's gradient (cross-entropy of the mean) is dense: a note says why
+    assert rows["net.5"].rho_in == 1.0 and any("net.5" in n for n in rep.notes)
 
 
 def test_layer_row_energy_uses_lut_reads():

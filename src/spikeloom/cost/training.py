@@ -347,6 +347,12 @@ def measure_training_cost(
     notes = []
     if not rows:
         notes.append("no nn.Linear/nn.Conv2d layer ran: nothing counted")
+    dense_g = [r.name for r in rows if r.rho_in > 0.99]
+    if dense_g:
+        notes.append(
+            f"no gradient sparsity at {', '.join(dense_g)}: a smooth surrogate, an analog "
+            "(LIAF) activation or a batch-norm between the layer and its neuron makes the "
+            "gradient at the layer's output dense")
     return TrainingCostReport(rows, nb, g_f, g_w, eps, energy or TrainingEnergy(), notes)
 
 
