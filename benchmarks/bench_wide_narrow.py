@@ -7,20 +7,35 @@ same total number of epochs (wide + stages × block + fine-tune). Adam lr ``--lr
 ES-Digits at ``--size`` (default 16) with its fixed train/test split; test accuracy after
 training, mean over ``--seeds`` seeds.
 
-Run: ``python benchmarks/bench_wide_narrow.py [--seeds 3]``
+``--ann``: the same comparison for the ReLU MLP ``deep_thin_mlp`` on an MNIST subset
+(``--train-samples``, default 5,000 train images, 2,000 test images; ``../shared/data/mnist``).
+
+Run: ``python benchmarks/bench_wide_narrow.py [--seeds 3] [--ann]``
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
 from spikeloom.datasets.esdigits import ESDigits
-from spikeloom.models import deep_thin_snn
+from spikeloom.datasets.mnist import MNIST
+from spikeloom.models import deep_thin_mlp, deep_thin_snn
 from spikeloom.train.wide_narrow import WideThenNarrow, train_task
+
+DATA = Path(
+    os.environ.get("SPIKELOOM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+TIME_MAJOR = True  # frames [B, T, ...] -> [T, B, ...] (False for the MLP)
+
+
+def _layout(xb: torch.Tensor) -> torch.Tensor:
+    return xb.transpose(0, 1) if TIME_MAJOR else xb
 
 
 def batches_of(x: torch.Tensor, y: torch.Tensor, bs: int, seed: int):
@@ -30,7 +45,7 @@ def batches_of(x: torch.Tensor, y: torch.Tensor, bs: int, seed: int):
         perm = torch.randperm(len(x), generator=g)
         for i in range(0, len(x), bs):
             b = perm[i:i + bs]
-            yield x[b].transpose(0, 1), y[b]  # [T, B, C, H, W]
+            yield _layout(x[b]), y[b]
 
     return it
 
@@ -38,9 +53,15 @@ def batches_of(x: torch.Tensor, y: torch.Tensor, bs: int, seed: int):
 @torch.no_grad()
 def accuracy(model, x, y) -> float:
     model.eval()
-    out = torch.cat([model(x[i:i + 100].transpose(0, 1)) for i in range(0, len(x), 100)])
+    out = torch.cat([model(_layout(x[i:i + 100])) for i in range(0, len(x), 100)])
     model.train()
     return float((out.argmax(1) == y).float().mean()) * 100
+
+
+def mnist(n_train: int) -> tuple[torch.Tensor, ...]:
+    tr, te = MNIST(DATA / "mnist", "train"), MNIST(DATA / "mnist", "test")
+    return (tr.images[:n_train].reshape(n_train, -1).float() / 255, tr.labels[:n_train],
+            te.images[:2000].reshape(2000, -1).float() / 255, te.labels[:2000])
 
 
 def main() -> None:
@@ -56,24 +77,36 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-3)
     p.add_argument("--rate", action="store_true", help="imitate firing rates (rate_dim=0)")
+    p.add_argument("--ann", action="store_true", help="ReLU MLP on an MNIST subset")
+    p.add_argument("--train-samples", type=int, default=5000)
     args = p.parse_args()
     torch.set_num_threads(1)
-    tr, te = ESDigits("train", size=args.size), ESDigits("test", size=args.size)
-    xtr, ytr, xte, yte = tr.frames, tr.labels, te.frames, te.labels
+    global TIME_MAJOR
+    if args.ann:
+        TIME_MAJOR = False
+        xtr, ytr, xte, yte = mnist(args.train_samples)
+        name = f"MNIST subset (ReLU MLP): {len(xtr)} train / {len(xte)} test"
+    else:
+        tr, te = ESDigits("train", size=args.size), ESDigits("test", size=args.size)
+        xtr, ytr, xte, yte = tr.frames, tr.labels, te.frames, te.labels
+        name = f"ES-Digits {args.size}x{args.size}: {len(xtr)} train / {len(xte)} test"
     total = args.wide_epochs + (args.depth + 1) * args.block_epochs + args.finetune_epochs
-    print(f"ES-Digits {args.size}x{args.size}: {len(xtr)} train / {len(xte)} test; thin "
+    print(f"{name}; thin "
           f"width {args.width} depth {args.depth}, wide x{args.factor}; WIN {args.wide_epochs}"
           f" wide + {args.depth + 1}x{args.block_epochs} imitation + {args.finetune_epochs} "
           f"fine-tune epochs; scratch {total} epochs")
 
     def make(w: int):
+        if args.ann:
+            return deep_thin_mlp(w, args.depth, in_features=784, num_classes=10)
         return deep_thin_snn(w, args.depth, in_channels=2, num_classes=10)
 
     res = {"wide": [], "win_merged": [], "win": [], "scratch": []}
     for seed in range(args.seeds):
         t0 = time.perf_counter()
         torch.manual_seed(seed)
-        win = WideThenNarrow(make, args.width, args.factor, channel_dim=2, lr=args.lr,
+        win = WideThenNarrow(make, args.width, args.factor, channel_dim=-1 if args.ann else 2,
+                             lr=args.lr,
                              rate_dim=0 if args.rate else None)
         wide = make(args.width * args.factor)
         data = batches_of(xtr, ytr, args.batch_size, seed)
