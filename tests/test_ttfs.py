@@ -198,3 +198,4 @@ def test_registered_model_builds_from_a_frames_spec():
     net = build_model("ttfs_fc", DataSpec("frames", 10, T=1, channels=1, size=(28, 28)))
     assert isinstance(net, TTFSNet) and net.sizes == [784, 340, 10]
     assert net(torch.rand(1, 3, 1, 28, 28)).shape == (3, 10)
+    assert build_model("ttfs_fc", input_size=4, in_channels=2).sizes == [32, 340, 10]

@@ -15,7 +15,6 @@ name (``MODELS``)      model
 ``"resnet_tiny"``      :func:`resnet_tiny`: a 2-stage, 8/16-channel variant for tests and demos
 ``"tasnn"``            :class:`TASNN`: TA-SNN DVS128-Gesture network
 ``"deep_thin_snn"``    :func:`deep_thin_snn`: deep thin spiking conv BlockNet (wide-then-narrow)
-``"deep_thin_mlp"``    :func:`deep_thin_mlp`: deep thin ReLU MLP BlockNet (wide-then-narrow)
 ``"ttfs_fc"``          :func:`ttfs_fc`: fully connected TTFS network (784-340-10 by default)
 =====================  =======================================================================
 

@@ -7,8 +7,8 @@ conv blocks, every block starting with its convolution (so width maps merge into
     block:  conv3x3(w → w) → BN → neuron                 (× depth)
     head:   global average pool → Linear(w → classes) → mean over time
 
-:func:`deep_thin_mlp` is the ANN counterpart (``Linear → ReLU`` blocks). Both are registered
-as models (``"deep_thin_snn"``, ``"deep_thin_mlp"``).
+:func:`deep_thin_mlp` is the ANN counterpart (``Linear → ReLU`` blocks, input ``[B, ...]``).
+``"deep_thin_snn"`` is a registered model (``spikeloom train --model deep_thin_snn``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ..layers import MeanOverTime, TimeDistributed
 from .factory import make_neuron_factory
-from .registry import register_model
+from .registry import frames_args, register_model
 
 __all__ = ["BlockNet", "deep_thin_snn", "deep_thin_mlp"]
 
@@ -38,17 +38,14 @@ class BlockNet(nn.Module):
         return self.head(h)
 
 
-def _snn_args(spec) -> dict:
-    return {"in_channels": spec.channels, "num_classes": spec.num_classes}
-
-
-@register_model("deep_thin_snn", kinds=("frames",), from_spec=_snn_args)
+@register_model("deep_thin_snn", kinds=("frames",), from_spec=frames_args)
 def deep_thin_snn(width: int = 8, depth: int = 6, *, in_channels: int = 2,
-                  num_classes: int = 10, neuron: str = "lif", v_th: float = 0.5,
-                  decay: float = 0.5) -> BlockNet:
+                  num_classes: int = 10, input_size: object = None, T: int | None = None,
+                  neuron: str = "lif", v_th: float = 0.5, decay: float = 0.5) -> BlockNet:
     """Spiking conv :class:`BlockNet` of ``depth`` blocks of ``width`` channels (module doc).
 
-    Input ``[T, B, C, H, W]``; output logits ``[B, K]`` (mean over time).
+    Input ``[T, B, C, H, W]`` of any size and ``T`` (``input_size`` and ``T`` are accepted for
+    the registry and not needed: the head pools globally); output logits ``[B, K]``.
     """
     make = make_neuron_factory(neuron, v_th=v_th, decay=decay)
 
@@ -63,12 +60,6 @@ def deep_thin_snn(width: int = 8, depth: int = 6, *, in_channels: int = 2,
     return BlockNet(stem, blocks, head)
 
 
-def _mlp_args(spec) -> dict:
-    size = spec.size or (1, 1)
-    return {"in_features": spec.channels * size[0] * size[1], "num_classes": spec.num_classes}
-
-
-@register_model("deep_thin_mlp", kinds=("frames",), from_spec=_mlp_args)
 def deep_thin_mlp(width: int = 16, depth: int = 6, *, in_features: int = 784,
                   num_classes: int = 10) -> BlockNet:
     """ANN :class:`BlockNet`: ``Flatten → Linear(in → w) → ReLU``, ``depth`` × ``Linear → ReLU``,
