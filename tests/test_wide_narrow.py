@@ -127,5 +127,7 @@ def test_block_must_start_with_a_synapse():
         first_synapse(nn.Sequential(nn.Flatten()))
     with pytest.raises(ConfigError, match="width and factor"):
         WideThenNarrow(deep_thin_mlp, width=0)
+    with pytest.raises(ConfigError, match="call prepare"):
+        WideThenNarrow(deep_thin_mlp, width=2).merge()
     cm = ChannelMap(3, 5, channel_dim=1)
     assert cm(torch.randn(2, 3, 4)).shape == (2, 5, 4)

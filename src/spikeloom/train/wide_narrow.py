@@ -186,9 +186,14 @@ class WideThenNarrow:
         self.U = nn.ModuleList(ChannelMap(w, W, d) for _ in range(len(wide.blocks) + 1))
         self.V = nn.ModuleList(ChannelMap(W, w, d) for _ in range(len(wide.blocks)))
         ref = next(self.thin.parameters())
-        self.U.to(ref), self.V.to(ref)
+        self.U.to(ref)
+        self.V.to(ref)
         for b in self.thin.blocks:
             first_synapse(b)
+
+    def _check_prepared(self) -> None:
+        if self.wide is None or self.thin is None:
+            raise ConfigError("WIN: call prepare(wide) (or fit) before imitate/merge")
 
     def _stages(self, net: BlockNet) -> list[nn.Module]:
         return [net.stem, *net.blocks]
@@ -222,7 +227,7 @@ class WideThenNarrow:
     def imitate(self, batches: Callable[[], Iterable[tuple[Tensor, Tensor]]],
                 epochs_per_block: int) -> list[float]:
         """Stage 2: bottom-to-top imitation; returns the last epoch's mean loss per stage."""
-        assert self.wide is not None and self.thin is not None, "call prepare() first"
+        self._check_prepared()
         self.wide.eval()
         losses = []
         for i, stage in enumerate(self._stages(self.thin)):
@@ -252,7 +257,7 @@ class WideThenNarrow:
 
     def merge(self) -> BlockNet:
         """Merge ``V_i U_{i−1}`` into block ``i`` and ``U_K`` into the (wide) head; drop U, V."""
-        assert self.wide is not None and self.thin is not None, "call prepare() first"
+        self._check_prepared()
         with torch.no_grad():
             for i, b in enumerate(self.thin.blocks):
                 merge_channel_map(first_synapse(b), self.V[i].weight @ self.U[i].weight)
