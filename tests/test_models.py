@@ -311,6 +311,8 @@ _SMALL = {
     "dsr_vgg": dict(layout=(4, "M", 8)),
     "dsr_vgg11": dict(layout=(4, "M", 8)),
     "joint_resnet18": dict(block_layout=(1, 1), widths=(4, 8), stem=4),
+    "deep_thin_snn": dict(width=4, depth=2),
+    "ttfs_fc": dict(hidden=(8,)),
 }
 
 

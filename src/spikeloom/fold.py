@@ -10,8 +10,13 @@ In eval mode a batch norm (or :class:`~spikeloom.layers.TdBN`) is a per-channel 
 :func:`norm_affine` gives ``(a, b)`` for any registered norm type (:data:`NORM_AFFINE`, a
 :class:`~spikeloom.registry.TypeRegistry`; register new norm types there);
 :func:`fold_norm` gives the folded ``(W', c')`` without touching the modules;
-:func:`folded_synapse` returns a folded copy of the synapse. Used by NIR export; the folded
-weights are also what a quantizer should quantize.
+:func:`folded_synapse` returns a folded copy of the synapse (``fold_bn_after`` is the same
+function under the name used by the TTFS conversion). A norm *before* a linear layer
+(``norm -> Linear``, e.g. a BN placed after a ReLU) folds into the layer's input columns
+(:func:`fold_bn_before`: ``W' = W·diag(a)``, ``c' = c + W·b``; only ``nn.Linear``: for a
+zero-padded convolution the border positions would need their own biases).
+:func:`fold_sequential` applies both rules to an ``nn.Sequential``. Used by NIR export and
+ReLU -> TTFS conversion; the folded weights are also what a quantizer should quantize.
 
 The folded layer computes the same function in exact arithmetic; in float32 the result differs
 from ``norm(synapse(z))`` by rounding only (a few ulp).
@@ -29,7 +34,10 @@ from .errors import ExportError
 from .layers import TdBN, TimeDistributed
 from .registry import TypeRegistry
 
-__all__ = ["NORM_AFFINE", "norm_affine", "fold_norm", "folded_synapse", "FOLDABLE_SYNAPSES"]
+__all__ = [
+    "NORM_AFFINE", "norm_affine", "fold_norm", "folded_synapse", "FOLDABLE_SYNAPSES",
+    "fold_bn_after", "fold_bn_before", "fold_sequential",
+]
 
 #: norm type -> function ``norm -> (a, b)`` giving its eval-mode per-channel affine map
 NORM_AFFINE: TypeRegistry[Callable[[nn.Module], tuple[Tensor, Tensor]]] = TypeRegistry(
@@ -122,3 +130,73 @@ def folded_synapse(synapse: nn.Module, norm: nn.Module) -> nn.Module:
     syn.weight = nn.Parameter(w)
     syn.bias = nn.Parameter(b)
     return out
+
+
+#: ``norm -> synapse`` folding under the name used by :mod:`spikeloom.ttfs`
+fold_bn_after = folded_synapse
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def fold_bn_before(norm: nn.Module, layer: nn.Module) -> nn.Module:
+    """A copy of ``layer`` (``nn.Linear``) computing ``layer(norm(x))`` exactly.
+
+    Raises:
+        ExportError: ``layer`` is a convolution (with zero padding its border positions would
+            need their own biases) or not ``nn.Linear``, or the channel counts differ.
+    """
+    if isinstance(layer, _CONV):
+        raise ExportError(
+            f"cannot fold {type(norm).__name__} into the following {type(layer).__name__}: with "
+            "zero padding the border positions need their own biases; place the norm before "
+            "the nonlinearity instead"
+        )
+    if not isinstance(layer, nn.Linear):
+        raise ExportError(f"fold_bn_before: expected nn.Linear, got {type(layer).__name__}")
+    a, b = norm_affine(norm)
+    if a.numel() != layer.in_features:
+        raise ExportError(
+            f"{type(norm).__name__} has {a.numel()} channels but the following Linear has "
+            f"{layer.in_features} inputs"
+        )
+    w = layer.weight.detach().double()
+    bias = layer.bias.detach().double() if layer.bias is not None else torch.zeros(w.shape[0])
+    new = copy.deepcopy(layer)
+    new.weight = nn.Parameter((w * a[None, :]).to(layer.weight.dtype))
+    new.bias = nn.Parameter((bias.to(w) + w @ b).to(layer.weight.dtype))
+    return new
+
+
+def fold_sequential(seq: nn.Sequential) -> nn.Sequential:
+    """A copy of ``seq`` with every registered norm folded into a neighbouring layer.
+
+    A norm directly after a Linear/Conv is folded into it (:func:`folded_synapse`); any other
+    norm (e.g. after a ReLU) into the next ``nn.Linear`` (:func:`fold_bn_before`), which must
+    follow before any layer other than ``nn.Flatten`` and ``nn.Dropout``.
+
+    Raises:
+        ExportError: a norm that cannot be folded (the message gives its index).
+    """
+    out: list[nn.Module] = []
+    pending: nn.Module | None = None
+    for i, m in enumerate(seq):
+        if NORM_AFFINE.lookup(m) is not None:
+            if pending is not None:
+                raise ExportError(f"fold_sequential: two norms in a row at index {i}")
+            if out and isinstance(_unwrap(out[-1]), FOLDABLE_SYNAPSES):
+                out[-1] = folded_synapse(out[-1], m)
+            else:
+                pending = m
+        elif pending is not None and isinstance(m, (nn.Linear, *_CONV)):
+            out.append(fold_bn_before(pending, m))
+            pending = None
+        elif pending is not None and not isinstance(m, (nn.Flatten, nn.Dropout)):
+            raise ExportError(
+                f"fold_sequential: the norm before {type(m).__name__} at index {i} cannot be "
+                "folded; only a following nn.Linear (through Flatten/Dropout) can absorb it"
+            )
+        else:
+            out.append(copy.deepcopy(m))
+    if pending is not None:
+        raise ExportError("fold_sequential: a trailing norm has no layer to fold into")
+    return nn.Sequential(*out)

@@ -24,6 +24,8 @@ name (``MODELS``)      model
 ``"es_resnet18/34"``   :func:`es_resnet18`, :func:`es_resnet34`: ES-ImageNet LIAF/LIF ResNets
 ``"dsr_resnet18"``     :func:`dsr_resnet18`: DSR pre-activation ResNet-18 (also ``dsr_vgg11``)
 ``"joint_resnet18"``   Joint A-SNN ResNet-18 (:mod:`spikeloom.methods.joint_asnn`)
+``"deep_thin_snn"``    :func:`deep_thin_snn`: deep thin spiking conv BlockNet (wide-then-narrow)
+``"ttfs_fc"``          :func:`ttfs_fc`: fully connected TTFS network (784-340-10 by default)
 =====================  =======================================================================
 
 Build by name, from a dataset's :class:`~spikeloom.datasets.spec.DataSpec` or with explicit
@@ -33,6 +35,7 @@ Register your own with :func:`register_model`.
 
 from ..neurons import NEURONS
 from .base import SpikingClassifier
+from .blocknet import BlockNet, deep_thin_mlp, deep_thin_snn
 from .dsr_nets import DSRVGG, DSRPreActResNet, dsr_resnet18, dsr_vgg11
 from .factory import NormKind, make_neuron_factory, make_norm
 from .liafnet import LIAFNet, spiking_cnn
@@ -51,6 +54,7 @@ from .resnet import (
 )
 from .snn_mlp import SpikingCNN, SpikingMLP
 from .tasnn import TASNN
+from .ttfs_fc import ttfs_fc
 
 __all__ = [
     "SpikingClassifier",
@@ -84,4 +88,8 @@ __all__ = [
     "DSRVGG",
     "dsr_resnet18",
     "dsr_vgg11",
+    "BlockNet",
+    "deep_thin_snn",
+    "deep_thin_mlp",
+    "ttfs_fc",
 ]
