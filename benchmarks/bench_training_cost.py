@@ -8,6 +8,8 @@ band. Jobs: the default job (ES-Digits, LIAFNet with LIAF neurons: analog output
 forward LUT cannot be used there), the same net with LIF neurons (binary spikes), and
 ``configs/nmnist.yaml`` (N-MNIST subset, needs ``../shared/data/nmnist``).
 
+A run already trained in ``--out`` is reused (its best checkpoint).
+
 Run: ``python benchmarks/bench_training_cost.py [--epochs 2] [--out /tmp/tc_runs]``
 """
 
@@ -36,10 +38,11 @@ def run_job(name: str, extra: list[str], out: Path, epochs: int, batches: int) -
         if rc != 0:
             raise SystemExit(f"training {name} failed (rc {rc})")
     t_train = time.perf_counter() - t0
+    epochs = sum(1 for _ in open(run / "metrics.jsonl", encoding="utf-8"))  # epochs trained
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         cli_main(["cost", str(run), "--training", "--split", "train", "--batches", str(batches)])
-    print(f"== {name} (trained {epochs} epoch(s), {t_train:.0f} s) ==")
+    print(f"== {name} ({epochs} epoch(s) trained; {t_train:.0f} s training in this call) ==")
     print(buf.getvalue())
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):

@@ -5,7 +5,7 @@ conv blocks, every block starting with its convolution (so width maps merge into
 
     stem:   conv3x3(in → w, stride 2) → BN → neuron
     block:  conv3x3(w → w) → BN → neuron                 (× depth)
-    head:   global average pool → Linear(w → classes) → mean over time
+    head:   global average pool → Linear(w → classes); readout: mean over time
 
 :func:`deep_thin_mlp` is the ANN counterpart (``Linear → ReLU`` blocks, input ``[B, ...]``).
 ``"deep_thin_snn"`` is a registered model (``spikeloom train --model deep_thin_snn``).
@@ -25,17 +25,27 @@ __all__ = ["BlockNet", "deep_thin_snn", "deep_thin_mlp"]
 
 
 class BlockNet(nn.Module):
-    """``head(block_K(…block_1(stem(x))))`` — the structure WIN works on."""
+    """``readout(head(block_K(…block_1(stem(x)))))`` — the structure WIN works on.
 
-    def __init__(self, stem: nn.Module, blocks: Iterable[nn.Module], head: nn.Module) -> None:
+    ``readout`` (optional, e.g. :class:`~spikeloom.layers.MeanOverTime`) maps per-step
+    outputs ``[T, B, K]`` to logits; ``forward(x, per_step=True)`` skips it (a model without
+    one returns ``out[None]``).
+    """
+
+    def __init__(self, stem: nn.Module, blocks: Iterable[nn.Module], head: nn.Module,
+                 readout: nn.Module | None = None) -> None:
         super().__init__()
         self.stem, self.blocks, self.head = stem, nn.ModuleList(blocks), head
+        self.readout = readout
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, per_step: bool = False) -> Tensor:
         h = self.stem(x)
         for b in self.blocks:
             h = b(h)
-        return self.head(h)
+        out = self.head(h)
+        if self.readout is None:
+            return out[None] if per_step else out
+        return out if per_step else self.readout(out)
 
 
 @register_model("deep_thin_snn", kinds=("frames",), from_spec=frames_args)
@@ -56,8 +66,8 @@ def deep_thin_snn(width: int = 8, depth: int = 6, *, in_channels: int = 2,
     stem = nn.Sequential(*conv(in_channels, 2))
     blocks = [nn.Sequential(*conv(width)) for _ in range(depth)]
     head = nn.Sequential(TimeDistributed(nn.AdaptiveAvgPool2d(1)), nn.Flatten(2),
-                         nn.Linear(width, num_classes), MeanOverTime())
-    return BlockNet(stem, blocks, head)
+                         nn.Linear(width, num_classes))
+    return BlockNet(stem, blocks, head, MeanOverTime())
 
 
 def deep_thin_mlp(width: int = 16, depth: int = 6, *, in_features: int = 784,

@@ -253,7 +253,8 @@ class WideThenNarrow:
     # ---- stage 3 ------------------------------------------------------------------------
     def augmented_forward(self, x: Tensor) -> Tensor:
         """The thin net with the channel maps in place and the wide head: ``S̄(x)``."""
-        return self.wide.head(self._lifted(x, len(self.thin.blocks)))
+        out = self.wide.head(self._lifted(x, len(self.thin.blocks)))
+        return out if self.wide.readout is None else self.wide.readout(out)
 
     def merge(self) -> BlockNet:
         """Merge ``V_i U_{i−1}`` into block ``i`` and ``U_K`` into the (wide) head; drop U, V."""

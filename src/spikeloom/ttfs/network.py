@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from ..layers import MeanOverTime
 from .layers import Slope, TTFSLinear
 
 __all__ = ["TTFSNet", "TTFSTrace", "encode_ttfs"]
@@ -110,6 +111,7 @@ class TTFSNet(nn.Module):
             TTFSLinear(a, b, readout=(i == len(sizes) - 2), slope=slope)
             for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=False))
         )
+        self.readout = MeanOverTime()  # logits = the one "step" of the membrane readout
         self.lay_windows([(1.0 + self.zeta) * v for v in xs])
 
     @property
@@ -162,8 +164,8 @@ class TTFSNet(nn.Module):
 
     def forward(self, x: Tensor, per_step: bool = False) -> Tensor:
         """Logits ``[B, K]`` (``per_step=True``: ``[1, B, K]``, one "step")."""
-        out = self.trace(x).logits
-        return out[None] if per_step else out
+        out = self.trace(x).logits[None]  # [1, B, K]: a TTFS pass is one "step"
+        return out if per_step else self.readout(out)
 
     def relu_twin(self) -> nn.Sequential:
         """The ReLU MLP with this network's effective weights (``Linear``/``ReLU`` pairs)."""
