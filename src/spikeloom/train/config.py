@@ -67,6 +67,11 @@ class TrainConfig:
         overwrite: allow a fresh run in a non-empty run directory (its run files are deleted
             first); without it such a run is refused and ``--resume`` is suggested.
         cost_batches: validation batches used to measure firing rates for the cost report.
+        batching, parts, clusters_per_batch, partition, diag_lambda, partition_cache: graph
+            datasets only (see :mod:`spikeloom.graph.training`): ``"full"`` or ``"cluster"``
+            batching; Cluster-GCN's ``p`` clusters, ``q`` clusters per subgraph, the
+            partitioner (``"metis"``/``"random"``), the diagonal-enhancement λ and the folder
+            of the partition cache.
     """
 
     imports: list[str] = _opt(None, "", cli=False, factory=list)
@@ -99,6 +104,14 @@ class TrainConfig:
     plots: bool = _opt(True, "do not write plots", flag="--no-plots")
     cost: bool = _opt(True, "do not measure the cost report", flag="--no-cost")
     cost_batches: int = _opt(4, "validation batches for the cost report")
+    batching: str = _opt("full", "graph datasets: full or cluster (Cluster-GCN)")
+    parts: int = _opt(50, "graph, --batching cluster: number of clusters p")
+    clusters_per_batch: int = _opt(1, "graph, --batching cluster: clusters q per subgraph "
+                                      "(batch_size = clusters per step, a multiple of q)")
+    partition: str = _opt("metis", "graph, --batching cluster: metis or random")
+    diag_lambda: float = _opt(0.0, "graph: diagonal enhancement lambda (models using 'diag')")
+    partition_cache: str | None = _opt(None, "graph: partition cache folder (default "
+                                             "$SPIKELOOM_CACHE or ~/.cache/spikeloom)")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -160,6 +173,11 @@ class TrainConfig:
              "weight_decay must be a number >= 0")
         need(isinstance(self.dataset_kwargs, dict) and isinstance(self.model_kwargs, dict),
              "dataset_kwargs and model_kwargs must be mappings")
+        need(self.batching in ("full", "cluster"), "batching must be 'full' or 'cluster'")
+        need(self.parts >= 1 and self.clusters_per_batch >= 1,
+             "parts and clusters_per_batch must be integers >= 1")
+        need(self.partition in ("metis", "random"), "partition must be 'metis' or 'random'")
+        need(self.diag_lambda >= 0, "diag_lambda must be >= 0")
 
     def import_modules(self) -> None:
         """Import :attr:`imports` (their registrations take effect); a missing module is a
