@@ -41,7 +41,8 @@ def _metis(rowptr: Tensor, col: Tensor, n: int, parts: int, seed: int) -> np.nda
         raise ConfigError("partition method 'metis' needs pymetis (pip install pymetis, or "
                           "the 'graph' extra); use partition='random' without it") from None
     opts = pymetis.Options(seed=seed)
-    _, member = pymetis.part_graph(parts, xadj=rowptr.numpy(), adjncy=col.numpy(), options=opts)
+    adjacency = pymetis.CSRAdjacency(rowptr.numpy(), col.numpy())
+    _, member = pymetis.part_graph(parts, adjacency, options=opts)
     return np.asarray(member, dtype=np.int64)
 
 
