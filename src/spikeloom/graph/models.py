@@ -130,3 +130,13 @@ register_model("gat", GAT, kinds=("graph",), from_spec=graph_args)
 register_model("cluster-gcn", ClusterGCN, kinds=("graph",), from_spec=graph_args)
 register_model("spiking-gcn", _spiking("gcn"), kinds=("graph",), from_spec=graph_args)
 register_model("spiking-gat", _spiking("gat"), kinds=("graph",), from_spec=graph_args)
+
+
+def _mincut(in_features: int, num_classes: int, **kw: Any) -> nn.Module:
+    from .mincut import MinCutNet
+
+    return MinCutNet(in_features, num_classes, **kw)
+
+
+_mincut.__doc__ = "MinCUT-pooling graph classifier (dense padded batches; see .mincut)."
+register_model("mincut-net", _mincut, kinds=("graph",), from_spec=graph_args)
