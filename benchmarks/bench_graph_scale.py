@@ -124,7 +124,7 @@ def memory_table(sizes: list[int], deg: float, q: int, plot: str) -> None:
                     label="full-batch GCN" if mode == "full" else
                     f"Cluster-GCN ({q} x {NODES_PER_CLUSTER}-node clusters)")
         ax.set(xscale="log", xlabel="nodes", ylabel="training peak RSS above graph (MiB)",
-               title="3-layer GCN, one step (SBM, avg degree %g)" % deg)
+               title=f"3-layer GCN, one step (SBM, avg degree {deg:g})")
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
