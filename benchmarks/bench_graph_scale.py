@@ -133,7 +133,7 @@ def memory_table(sizes: list[int], deg: float, q: int, plot: str) -> None:
         print(f"plot: {plot}")
 
 
-def big_run(n: int, deg: float, q: int, cache: str) -> None:
+def big_run(n: int, deg: float, q: int, cache: str, max_steps: int | None) -> None:
     torch.set_num_threads(1)
     t = time.perf_counter()
     g = _graph(n, deg)
@@ -156,9 +156,12 @@ def big_run(n: int, deg: float, q: int, cache: str) -> None:
     loader = split.graph_loader([np.arange(i, min(i + q, parts)) for i in range(0, parts, q)],
                                 DistInfo(), seed=0, cfg=cfg)
     t = time.perf_counter()
-    nodes, steps = _steps(model, opt, loader)
+    nodes, steps = _steps(model, opt, loader, max_steps)
     dt = time.perf_counter() - t
-    print(f"Cluster-GCN epoch (3 layers, hidden 128, q={q}, {steps} steps): {dt:.1f}s, "
+    what = "epoch" if steps == len(loader) else \
+        f"{steps} of the epoch's {len(loader)} steps (epoch time projected: " \
+        f"{dt / steps * len(loader):.0f}s)"
+    print(f"Cluster-GCN {what}, 3 layers, hidden 128, q={q}: {dt:.1f}s, "
           f"{nodes / dt:,.0f} nodes/s; process peak RSS {_rss_kib('VmHWM') / 2**20:.2f} GiB",
           flush=True)
 
@@ -167,6 +170,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="*", default=[50_000, 150_000, 450_000])
     ap.add_argument("--big", type=int, default=0)
+    ap.add_argument("--max-steps", type=int, default=None,
+                    help="stop the big epoch after N steps (time per epoch is projected)")
     ap.add_argument("--avg-degree", type=float, default=50.0)
     ap.add_argument("--q", type=int, default=10, help="clusters per batch")
     ap.add_argument("--plot", default="benchmarks/results/graph_scale_memory.png")
@@ -179,7 +184,7 @@ def main() -> None:
     if args.sizes:
         memory_table(args.sizes, args.avg_degree, args.q, args.plot)
     if args.big:
-        big_run(args.big, args.avg_degree, args.q, args.cache)
+        big_run(args.big, args.avg_degree, args.q, args.cache, args.max_steps)
 
 
 if __name__ == "__main__":
