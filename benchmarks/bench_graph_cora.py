@@ -70,6 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=list(CONFIGS))
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -80,12 +81,13 @@ def main() -> None:
     rows = []
     for name in args.models:
         tests, costs, t0 = [], [], time.perf_counter()
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             v, t, c = run_one(name, g, adj, seed, args.epochs)
             tests.append(t)
             costs.append(c)
-            print(f"{name} seed {seed}: val {v:.4f} test {t:.4f} "
-                  f"[{time.perf_counter() - t0:.0f}s]", flush=True)
+            print(f"{name} seed {seed}: val {v:.4f} test {t:.4f}  SynOps/node "
+                  f"{c['totals']['SynOps']:.4g}  energy/node {c['energy']['E_SNN_J'] * 1e9:.4g}"
+                  f" nJ [{time.perf_counter() - t0:.0f}s]", flush=True)
         tot = [c["totals"] for c in costs]
         syn = statistics.mean(x["Eff_ACs"] + x["Eff_MACs"] for x in tot)
         acs = statistics.mean(x["Eff_ACs"] for x in tot)
