@@ -119,6 +119,9 @@ class SynapseCounter:
     )
     step_output: Callable[[nn.Module, Tensor, int], Tensor] = same_output
     precision: str | Callable[[nn.Module], str | None] | None = None
+    #: pass the call's other positional arguments after the usual ones to ``dense_macs`` and
+    #: ``synops`` (a graph aggregation reads its adjacency from them)
+    call_args: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.precision, str) and self.precision not in PRECISIONS:

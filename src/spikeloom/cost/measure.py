@@ -201,11 +201,12 @@ class _Recorder:
         counter = self.counters[id(m)]
         acc = self._acc(self.syn, m, _SynAcc)
         acc.calls += 1
-        acc.dense += counter.dense_macs(m, x, y)
+        extra = tuple(args[1:]) if counter.call_args else ()
+        acc.dense += counter.dense_macs(m, x, y, *extra)
         x_count = self._first_layer_input(m, x, acc)
         nz = x_count != 0
         y_count = y if x_count is x else counter.step_output(m, y, self.T)
-        ops = counter.synops(m, nz, y_count, acc.cache)
+        ops = counter.synops(m, nz, y_count, acc.cache, *extra)
         ops, inner_macs = ops if isinstance(ops, tuple) else (ops, 0)
         kind = "spike" if _is_spike(x_count, nz, self.spike_rule) else "analog"
         if kind == "spike":

@@ -103,6 +103,23 @@ for _module, _cls in (
     DATASETS.register(_module, _event_dataset(_module, _cls), needs_root=True)
 
 
+def _graph_dataset(name: str) -> Factory:
+    """Registry factory of a graph dataset (:mod:`spikeloom.graph`; a split of one graph)."""
+
+    def factory(split: str, root: str | None = None, **kwargs: Any) -> Dataset:
+        from ..graph.training import graph_split
+
+        return graph_split(name, split, root, **kwargs)
+
+    factory.__name__ = f"_{name}"
+    return factory
+
+
+for _name in ("cora", "citeseer", "pubmed"):
+    DATASETS.register(_name, _graph_dataset(_name), needs_root=True)
+DATASETS.register("sbm", _graph_dataset("sbm"), needs_root=False)
+
+
 def build_dataset(name: str, split: str, root: str | None = None, **kwargs: Any) -> Dataset:
     """Build dataset ``name`` for ``split`` (``"train"``, ``"val"`` or ``"test"``).
 

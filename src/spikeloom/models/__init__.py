@@ -33,6 +33,7 @@ arguments: ``build_model("liafnet", ds.spec)``, ``build_model("liafnet", input_s
 Register your own with :func:`register_model`.
 """
 
+from ..graph import models as _graph_models  # noqa: E402,F401  (registers gcn, gat, spiking-*)
 from ..neurons import NEURONS
 from .base import SpikingClassifier
 from .blocknet import BlockNet, deep_thin_mlp, deep_thin_snn

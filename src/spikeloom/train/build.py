@@ -86,6 +86,9 @@ def build_data(cfg: TrainConfig) -> tuple[dict[str, Dataset], list[str]]:
         except TypeError as e:
             raise ConfigError(f"dataset {cfg.dataset!r} rejected its arguments "
                               f"{sorted(cfg.dataset_kwargs)}: {e}") from None
+        configure = getattr(ds, "configure", None)  # graph datasets read their batching
+        if configure is not None:
+            configure(cfg)
         data[split], note = limit(ds, cfg.max_samples, cfg.seed)
         if note:
             notes.append(f"max_samples: {split}: {note}")

@@ -89,6 +89,11 @@ class TrainConfig:
         method_kwargs: options of the training method.
         paper: what a paper reports for this experiment (``{"acc": 0.704, "source": ...}``);
             read by ``spikeloom report``, ignored by training.
+        batching, parts, clusters_per_batch, partition, diag_lambda, partition_cache: graph
+            datasets only (see :mod:`spikeloom.graph.training`): ``"full"`` or ``"cluster"``
+            batching; Cluster-GCN's ``p`` clusters, ``q`` clusters per subgraph, the
+            partitioner (``"metis"``/``"random"``), the diagonal-enhancement λ and the folder
+            of the partition cache.
     """
 
     imports: list[str] = _opt(None, "", cli=False, factory=list)
@@ -129,6 +134,14 @@ class TrainConfig:
     method: str = _opt("stbp", "training method: stbp (surrogate BPTT), dsr, joint-asnn")
     method_kwargs: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
     paper: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
+    batching: str = _opt("full", "graph datasets: full or cluster (Cluster-GCN)")
+    parts: int = _opt(50, "graph, --batching cluster: number of clusters p")
+    clusters_per_batch: int = _opt(1, "graph, --batching cluster: clusters q per subgraph "
+                                      "(batch_size = clusters per step, a multiple of q)")
+    partition: str = _opt("metis", "graph, --batching cluster: metis or random")
+    diag_lambda: float = _opt(0.0, "graph: diagonal enhancement lambda (models using 'diag')")
+    partition_cache: str | None = _opt(None, "graph: partition cache folder (default "
+                                             "$SPIKELOOM_CACHE or ~/.cache/spikeloom)")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -202,6 +215,11 @@ class TrainConfig:
         need(self.method in METHODS,
              f"method must be one of {', '.join(METHODS.names())}, got {self.method!r}")
         METHODS.get(self.method).resolve(self.method_kwargs)
+        need(self.batching in ("full", "cluster"), "batching must be 'full' or 'cluster'")
+        need(self.parts >= 1 and self.clusters_per_batch >= 1,
+             "parts and clusters_per_batch must be integers >= 1")
+        need(self.partition in ("metis", "random"), "partition must be 'metis' or 'random'")
+        need(self.diag_lambda >= 0, "diag_lambda must be >= 0")
 
     def import_modules(self) -> None:
         """Import :attr:`imports` (their registrations take effect); a missing module is a

@@ -91,6 +91,9 @@ def make_loader(ds: Dataset, batches: list[np.ndarray], d: DistInfo, *, num_work
     """A DataLoader over this rank's slices of ``batches`` with the time-major collate."""
     from ..datasets.collate import collate
 
+    own = getattr(ds, "graph_loader", None)  # graph datasets batch themselves
+    if own is not None:
+        return own(batches, d, seed=seed)
     g = torch.Generator().manual_seed(seed)
     return DataLoader(ds, batch_sampler=RankBatches(batches, d.rank, d.world),
                       collate_fn=collate, num_workers=num_workers, generator=g,

@@ -93,5 +93,9 @@ def plot_run(run_dir: Path, model: nn.Module, val_ds: Dataset, device: torch.dev
     if history:
         plot_curves(history, out / "curves.png")
         plot_firing_rates(history[-1]["val_firing_rates"], out / "firing_rates.png")
+    own = getattr(val_ds, "raster_input", None)  # graph datasets: the model bound to the graph
+    if own is not None:
+        plot_raster(*own(model, device), out / "raster.png")
+        return
     x, _ = val_ds[0]
     plot_raster(model, torch.as_tensor(x).to(device), out / "raster.png")

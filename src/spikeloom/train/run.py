@@ -182,6 +182,9 @@ class _Run:
                           "".join(json.dumps(h) + "\n" for h in self.state.history))
 
     def _loader(self, split: str, batches: list, seed: int):
+        own = getattr(self.data[split], "graph_loader", None)  # graph datasets batch themselves
+        if own is not None:
+            return own(batches, self.d, seed=seed, cfg=self.cfg)
         return make_loader(self.data[split], batches, self.d, num_workers=self.cfg.num_workers,
                            seed=seed)
 
@@ -385,6 +388,10 @@ def cost_report(model: nn.Module, ds: Dataset, cfg: TrainConfig, device: torch.d
     """Measure :func:`spikeloom.cost.measure_cost` on the first ``cfg.cost_batches`` batches."""
     from ..cost import measure_cost
 
+    own = getattr(ds, "cost_inputs", None)  # graph datasets: the model bound to the graph
+    if own is not None:
+        bound, inputs = own(model, device)
+        return measure_cost(bound, inputs)
     batches = global_batches(len(ds), cfg.batch_size, cfg.seed, 0, False)[: cfg.cost_batches]
     loader = make_loader(ds, batches, DistInfo())
     return measure_cost(model, ((x.to(device), y) for x, y in loader))

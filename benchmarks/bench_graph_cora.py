@@ -1,0 +1,106 @@
+"""Cora (public Planetoid split): ANN GCN / GAT vs spiking GCN / GAT (STFN), accuracy and cost.
+
+For each model and seed: 200 epochs of full-batch Adam (weight decay 5e-4 as L2), the epoch
+with the best validation accuracy is selected and its test accuracy reported; mean ± std over
+seeds. The selected model's cost per node (spikeloom.cost.measure_cost on the full graph, 45 nm
+energy table) is averaged over seeds: SynOps = Eff_ACs + Eff_MACs, dense MACs, energy.
+
+Run: ``PYTHONPATH=src .venv/bin/python benchmarks/bench_graph_cora.py [--models gcn spiking-gcn]
+[--seeds 10] [--epochs 200]``. Data: ``../shared/data/planetoid`` (SPIKELOOM_SHARED_DATA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from spikeloom.cost import measure_cost
+from spikeloom.graph import GraphBound, load_planetoid, normalize
+from spikeloom.graph.spiking import encode_nodes
+from spikeloom.models import build_model
+
+DATA = Path(os.environ.get("SPIKELOOM_SHARED_DATA",
+                           Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+#: model -> (constructor arguments, lr, row-normalised features)
+CONFIGS = {
+    "gcn": (dict(hidden=16, dropout=0.5), 0.01, True),
+    "gat": (dict(hidden=8, heads=8, dropout=0.6), 0.005, True),
+    "spiking-gcn": (dict(hidden=64, layers=2, T=8, dropout=0.5), 0.01, False),
+    "spiking-gat": (dict(hidden=16, heads=4, layers=2, T=8, dropout=0.5), 0.005, False),
+}
+
+
+def run_one(name: str, g, adj, seed: int, epochs: int):
+    kw, lr, row_norm = CONFIGS[name]
+    x = g.x / g.x.sum(1, keepdim=True).clamp_min(1e-12) if row_norm else g.x
+    torch.manual_seed(seed)
+    model = build_model(name, in_features=g.num_features, num_classes=g.num_classes, **kw)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=5e-4)
+    tr, va, te = (g.masks[k] for k in ("train", "val", "test"))
+    best_val, best_test, best_state = -1.0, 0.0, None
+    for _ in range(epochs):
+        model.train()
+        loss = F.cross_entropy(model(x, adj)[tr], g.y[tr])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        model.eval()
+        with torch.no_grad():
+            pred = model(x, adj).argmax(1)
+        v = float((pred[va] == g.y[va]).float().mean())
+        if v > best_val:
+            best_val = v
+            best_test = float((pred[te] == g.y[te]).float().mean())
+            best_state = {k: t.clone() for k, t in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    T = getattr(model, "T", None)
+    seq = x.unsqueeze(0) if T is None else encode_nodes(x, T, "repeat", False)
+    cost = measure_cost(GraphBound(model, adj), [seq]).to_dict()
+    return best_val, best_test, cost
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=list(CONFIGS))
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    g = load_planetoid(DATA / "planetoid", "cora")
+    adj = normalize(g.edge_index, g.num_nodes, "gcn")
+    print(g.summary())
+    rows = []
+    for name in args.models:
+        tests, costs, t0 = [], [], time.perf_counter()
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            v, t, c = run_one(name, g, adj, seed, args.epochs)
+            tests.append(t)
+            costs.append(c)
+            print(f"{name} seed {seed}: val {v:.4f} test {t:.4f}  SynOps/node "
+                  f"{c['totals']['SynOps']:.4g}  energy/node {c['energy']['E_SNN_J'] * 1e9:.4g}"
+                  f" nJ [{time.perf_counter() - t0:.0f}s]", flush=True)
+        tot = [c["totals"] for c in costs]
+        syn = statistics.mean(x["Eff_ACs"] + x["Eff_MACs"] for x in tot)
+        acs = statistics.mean(x["Eff_ACs"] for x in tot)
+        dense = statistics.mean(x["Dense"] for x in tot)
+        e_snn = statistics.mean(c["energy"]["E_SNN_J"] for c in costs)
+        std = statistics.stdev(tests) if len(tests) > 1 else 0.0
+        rows.append((name, statistics.mean(tests), std, len(tests), syn, acs, dense, e_snn))
+    print("\nmodel         test acc (mean ± std, n)   SynOps/node  of which ACs  Dense MACs/node"
+          "  energy/node")
+    for name, m, s, n, syn, acs, dense, e in rows:
+        print(f"{name:12s}  {100 * m:6.2f} ± {100 * s:4.2f} % (n={n:2d})   {syn:11.4g}  "
+              f"{acs:12.4g}  {dense:15.4g}  {e * 1e9:8.4g} nJ")
+
+
+if __name__ == "__main__":
+    main()
