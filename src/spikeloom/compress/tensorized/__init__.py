@@ -1,0 +1,13 @@
+"""Tensorized layers: tensor-train (TT) and hierarchical Tucker (HT) linear/conv layers, their
+decomposition from trained dense layers and the hybrid strategy (spec A4); KCP (spec A5)."""
+
+from __future__ import annotations
+
+from .decompose import ht_svd, load_dense, tt_svd
+from .ht import HTMatrix
+from .hybrid import STRATEGIES, tensorize
+from .layers import HTConv2d, HTLinear, TensorConv2d, TensorLinear, TTConv2d, TTLinear
+from .tt import TTMatrix
+
+__all__ = ["HTConv2d", "HTLinear", "HTMatrix", "STRATEGIES", "TTConv2d", "TTLinear", "TTMatrix",
+           "TensorConv2d", "TensorLinear", "ht_svd", "load_dense", "tensorize", "tt_svd"]
