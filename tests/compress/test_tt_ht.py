@@ -177,7 +177,7 @@ def test_cost_counters_dense_equivalent_and_contraction_ops():
     model = nn.Sequential(lin)
     x = (torch.rand(2, 3, 36) < 0.5).float()  # [T, B, N]
     rep = measure_cost(model, [x])
-    row = rep.layers[0]
+    row = next(r for r in rep.rows if r.role == "synapse")
     assert row.dense_macs == 2 * 36 * 24  # per sample, T = 2 steps
     steps = lin.matrix.contract_macs()
     nnz = int(x.sum())
