@@ -7,6 +7,7 @@
     spikeloom eval RUN_DIR [--split test|val]          accuracy of a run's selected model
     spikeloom cost RUN_DIR                             hardware-cost table of a run's model
     spikeloom convert SRC_DIR OUT_DIR [options]        ODG conversion of images to events
+    spikeloom compress RUN_DIR --method NAME --out NEW compress + fine-tune a trained run
 
 Each sub-command module (:mod:`.train`, :mod:`.eval`, :mod:`.cost`, :mod:`.convert`) has
 ``add_parser(subparsers)`` and ``run(args) -> int``. User errors print one line (set
@@ -20,12 +21,14 @@ import os
 import sys
 
 from ..errors import SpikeloomError
+from . import compress as compress_cmd
 from . import convert, cost, eval, train
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: sub-command name -> module with add_parser(subparsers) and run(args)
 COMMANDS = {"train": train, "eval": eval, "cost": cost, "convert": convert}
+COMMANDS["compress"] = compress_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:

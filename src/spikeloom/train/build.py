@@ -111,9 +111,14 @@ def build_model_for(cfg: TrainConfig, spec: DataSpec) -> nn.Module:
     from ..models import build_model
 
     try:
-        return build_model(cfg.model, spec, **cfg.model_kwargs)
+        model = build_model(cfg.model, spec, **cfg.model_kwargs)
     except TypeError as e:
         raise ConfigError(f"model {cfg.model!r} rejected its arguments: {e}") from None
+    if cfg.compress:  # a compressed run (spikeloom compress): rebuild the compressed model
+        from ..compress.methods import apply_saved
+
+        model = apply_saved(model, cfg.compress, spec)
+    return model
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:

@@ -67,6 +67,9 @@ class TrainConfig:
         overwrite: allow a fresh run in a non-empty run directory (its run files are deleted
             first); without it such a run is refused and ``--resume`` is suggested.
         cost_batches: validation batches used to measure firing rates for the cost report.
+        compress: set by ``spikeloom compress``: ``{method, options, source}`` of the
+            compression applied to the model after it is built (see
+            :mod:`spikeloom.compress.methods`); empty for an uncompressed run.
     """
 
     imports: list[str] = _opt(None, "", cli=False, factory=list)
@@ -99,6 +102,7 @@ class TrainConfig:
     plots: bool = _opt(True, "do not write plots", flag="--no-plots")
     cost: bool = _opt(True, "do not measure the cost report", flag="--no-cost")
     cost_batches: int = _opt(4, "validation batches for the cost report")
+    compress: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
