@@ -6,6 +6,10 @@ Methods used by ``spikeloom compress`` register in :data:`COMPRESS_METHODS`
 
 from __future__ import annotations
 
+from . import prune, prune_structured  # noqa: F401,E402 (register prune, prune-structured)
+from . import quant as quant
 from .methods import COMPRESS_METHODS, add_option, register_method
+from .quant import register as _quant_methods  # noqa: F401  (registers int8, quant, duq)
+from .tensorized import hybrid, kcp  # noqa: F401,E402 (register tt, ht, hybrid, kcp)
 
 __all__ = ["COMPRESS_METHODS", "add_option", "register_method"]
