@@ -10,9 +10,10 @@
 * **Checkpoints.** A masked layer's ``state_dict`` looks like the plain layer's (``weight`` =
   the masked weight, zeros included), so a pruned checkpoint loads into an unpruned model of
   the same architecture (the trainer's resume and :func:`spikeloom.train.load_run`).
-  :func:`restore_masks` re-creates the masks from the exact zeros of loaded weights (a kept
-  weight that is exactly 0 is treated as pruned). :class:`GradualPruning` does this itself on
-  resume.
+  Loading a plain state dict into a masked model sets each mask to the non-zero pattern of
+  the loaded weight; :func:`restore_masks` re-creates the masks of a fresh model from the exact
+  zeros of loaded weights (a kept weight that is exactly 0 is treated as pruned);
+  :class:`GradualPruning` does this itself on resume.
 * :class:`GradualPruning`: the cubic ramp of Zhu & Gupta (2017)
   ``s_t = s_f + (s_i − s_f)·(1 − (t − t_0)/(t_1 − t_0))³`` as a trainer callback, applied every
   ``every`` optimizer steps; a one-shot schedule is ``start == end``.
@@ -121,11 +122,12 @@ def _save_plain(module: nn.Module, state: dict, prefix: str, meta: Any) -> None:
 
 def _load_plain(module: nn.Module, state: dict, prefix: str, meta: Any, strict: bool,
                 missing: list, unexpected: list, errors: list) -> None:
-    """Load pre-hook: a plain ``weight`` goes into the original; the current mask is kept."""
+    """Load pre-hook: a plain ``weight`` goes into the original and the mask becomes its
+    non-zero pattern (the checkpoint's zeros are the pruned weights)."""
     if prefix + "weight" in state:
-        state[prefix + "parametrizations.weight.original"] = state.pop(prefix + "weight")
-        pm = _mask_of(module)
-        state.setdefault(prefix + "parametrizations.weight.0.mask", pm.mask)
+        w = state.pop(prefix + "weight")
+        state[prefix + "parametrizations.weight.original"] = w
+        state[prefix + "parametrizations.weight.0.mask"] = w != 0
 
 
 def apply_masks(model: nn.Module, masks: dict[str, Tensor]) -> None:
@@ -372,3 +374,43 @@ def _register_masked_counter(m: nn.Module) -> None:
 
 
 _MASKED_TYPES: set[type] = set()
+
+
+# --------------------------------------------------------------------------------------------
+# `spikeloom compress --method prune`
+# --------------------------------------------------------------------------------------------
+def _prune_args(p: Any) -> None:
+    from .methods import add_option
+
+    add_option(p, "--sparsity", type=float, default=0.8,
+               help="prune: fraction of the weights removed, in [0, 1) (default 0.8)")
+    add_option(p, "--scope", choices=["global", "layer"], default="global",
+               help="prune: rank weights over all layers (global) or per layer")
+    add_option(p, "--ramp-steps", type=int, default=0,
+               help="prune: 0 = one-shot before fine-tuning; N = cubic ramp over the first N "
+                    "fine-tuning steps")
+
+
+def _prune_apply(model: nn.Module, args: Any, spec: Any) -> nn.Module:
+    if int(args.ramp_steps) <= 0:
+        prune_magnitude(model, args.sparsity, args.scope)
+    else:
+        check_sparsity(args.sparsity)
+    return model
+
+
+def _prune_callbacks(args: Any, *_: Any) -> list[Callback]:
+    if int(args.ramp_steps) <= 0:
+        return []
+    return [GradualPruning(args.sparsity, start=1, end=int(args.ramp_steps), scope=args.scope)]
+
+
+def _register() -> None:
+    from .methods import register_method
+
+    register_method("prune", apply=_prune_apply, add_arguments=_prune_args,
+                    callbacks=_prune_callbacks,
+                    description="unstructured magnitude pruning (one-shot or cubic ramp)")
+
+
+_register()

@@ -236,3 +236,30 @@ def prune_channels(model: nn.Module, sparsity: float, criterion: Literal["l1", "
         _replace(model, p.consumer, _shrink_in(cons, keep, p.channels, p.consumer))
         result.kept[p.name], result.before[p.name] = keep, p.channels
     return result
+
+
+# --------------------------------------------------------------------------------------------
+# `spikeloom compress --method prune-structured`
+# --------------------------------------------------------------------------------------------
+def _args(p: object) -> None:
+    from .methods import add_option
+
+    add_option(p, "--channel-sparsity", type=float, default=0.5,
+               help="prune-structured: fraction of channels removed per layer (default 0.5)")
+    add_option(p, "--criterion", choices=["l1", "l2"], default="l1",
+               help="prune-structured: filter norm that ranks channels")
+
+
+def _apply(model: nn.Module, args: object, spec: object) -> nn.Module:
+    prune_channels(model, args.channel_sparsity, args.criterion)  # type: ignore[attr-defined]
+    return model
+
+
+def _register() -> None:
+    from .methods import register_method
+
+    register_method("prune-structured", apply=_apply, add_arguments=_args,
+                    description="channel pruning to a smaller dense model")
+
+
+_register()

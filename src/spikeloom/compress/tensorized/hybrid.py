@@ -98,3 +98,37 @@ def _fresh(layer: nn.Module, name: str) -> nn.Module:
     return type(layer)(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
                        layer.padding, layer.dilation, layer.bias is not None, mat.in_modes[1:],
                        mat.out_modes[1:], mat.ranks, name=name)
+
+
+# --------------------------------------------------------------------------------------------
+# `spikeloom compress --method tt|ht|hybrid`
+# --------------------------------------------------------------------------------------------
+def _args(p: object) -> None:
+    from ..methods import add_option
+
+    add_option(p, "--rank", type=int, default=8,
+               help="tt/ht/hybrid/kcp: rank of every tensor edge (KCP: number of terms)")
+    add_option(p, "--tensor-d", type=int, default=3,
+               help="tt/ht/hybrid/kcp: number of modes of a linear layer (conv: 2)")
+    add_option(p, "--tensor-init", choices=["decompose", "random"], default="decompose",
+               help="tt/ht/hybrid: decompose the trained weights or start from fresh factors")
+
+
+def _method(strategy: str):  # noqa: ANN202
+    def apply(model: nn.Module, args: object, spec: object) -> nn.Module:
+        tensorize(model, strategy, rank=args.rank, d_linear=args.tensor_d,  # type: ignore
+                  init=args.tensor_init)  # type: ignore[attr-defined]
+        return model
+    return apply
+
+
+def _register() -> None:
+    from ..methods import register_method
+
+    for name, what in (("tt", "tensor-train conv and linear layers"),
+                       ("ht", "hierarchical Tucker conv and linear layers"),
+                       ("hybrid", "TT conv + HT linear layers (spec A4)")):
+        register_method(name, apply=_method(name), add_arguments=_args, description=what)
+
+
+_register()

@@ -29,7 +29,7 @@ from ...errors import ConfigError
 from ...walk import register_role
 from ._modes import chain_macs, check_modes, contract_chain, factorize, letters
 
-__all__ = ["KCPLinear", "KCPRNNCell", "KCPLSTMCell"]
+__all__ = ["KCPLinear", "KCPRNNCell", "KCPLSTMCell", "kcp_from_dense", "kcp_model"]
 
 
 class KCPLinear(nn.Module):
@@ -188,6 +188,66 @@ def _kcp_synops(m: KCPLinear, nz: Tensor, y: Tensor, cache: dict) -> tuple[int, 
     return int(nz.sum()) * (steps[0] // m.in_features), samples * sum(steps[1:])
 
 
+@torch.no_grad()
+def kcp_from_dense(linear: nn.Linear, rank: int = 4, d: int = 2, name: str | None = None,
+                   n_iter: int = 100) -> KCPLinear:
+    """A :class:`KCPLinear` fitted to a trained ``nn.Linear`` by a rank-R CP decomposition
+    (``tensorly.decomposition.parafac``, ALS, SVD init) of the merged-mode tensor; without
+    ``tensorly`` the factors stay variance-matched random (fine-tune them)."""
+    layer = KCPLinear(linear.in_features, linear.out_features, rank=rank, d=d,
+                      bias=linear.bias is not None, name=name)
+    if linear.bias is not None:
+        layer.bias.copy_(linear.bias)
+    try:
+        import tensorly as tl
+        from tensorly.decomposition import parafac
+    except ImportError:  # pragma: no cover - optional dependency
+        return layer
+    from .decompose import merged_tensor
+
+    t = merged_tensor(linear.weight.detach().double(), layer.out_modes, layer.in_modes)
+    init = "svd" if layer.rank <= min(t.shape) else "random"
+    cp = parafac(tl.tensor(t.numpy()), rank=layer.rank, n_iter_max=n_iter, init=init,
+                 random_state=0)
+    weights, facs = cp
+    for k, (dst, f) in enumerate(zip(layer.factors, facs)):
+        f = torch.as_tensor(f)
+        if k == 0:
+            f = f * torch.as_tensor(weights)[None, :]
+        dst.copy_(f.T.reshape(layer.rank, layer.out_modes[k], layer.in_modes[k]))
+    return layer.to(linear.weight.dtype)
+
+
+def kcp_model(model: nn.Module, rank: int = 4, d: int = 2, skip_last: bool = True) -> list[str]:
+    """Replace the ``nn.Linear`` layers of ``model`` (all but the last by default) by
+    :func:`kcp_from_dense` fits, in place; returns their names."""
+    from ...walk import layers_with_role
+    from .hybrid import replace_module
+
+    lins = [ly.name for ly in layers_with_role(model, "synapse") if type(ly.module) is nn.Linear]
+    chosen = lins[:-1] if skip_last else lins
+    for n in chosen:
+        old = model.get_submodule(n)
+        replace_module(model, n, kcp_from_dense(old, rank, d, n).to(old.weight.device))
+    return chosen
+
+
 register_role(KCPLinear, "synapse")
 register_counter(KCPLinear, dense_macs=_kcp_dense, synops=_kcp_synops)
 
+
+
+def _apply(model: nn.Module, args: object, spec: object) -> nn.Module:
+    kcp_model(model, args.rank, min(args.tensor_d, 4))  # type: ignore[attr-defined]
+    return model
+
+
+def _register() -> None:
+    from ..methods import register_method
+    from .hybrid import _args
+
+    register_method("kcp", apply=_apply, add_arguments=_args,
+                    description="Kronecker CP linear layers (spec A5)")
+
+
+_register()
