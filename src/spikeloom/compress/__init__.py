@@ -6,7 +6,11 @@ Methods used by ``spikeloom compress`` register in :data:`COMPRESS_METHODS`
 
 from __future__ import annotations
 
-from . import prune, prune_structured  # noqa: F401,E402 (register prune, prune-structured)
+from . import (  # noqa: F401,E402 (register prune, prune-structured)
+    prune,
+    prune_quant,  # noqa: F401 (registers prune-quant)
+    prune_structured,
+)
 from . import quant as quant
 from .methods import COMPRESS_METHODS, add_option, register_method
 from .quant import register as _quant_methods  # noqa: F401  (registers int8, quant, duq)

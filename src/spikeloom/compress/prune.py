@@ -8,8 +8,10 @@
   effective weight is ``original · mask``, so masked weights stay exactly 0 through any
   optimizer step, weight decay or fine-tuning.
 * **Checkpoints.** A masked layer's ``state_dict`` looks like the plain layer's (``weight`` =
-  the masked weight, zeros included), so a pruned checkpoint loads into an unpruned model of
-  the same architecture (the trainer's resume and :func:`spikeloom.train.load_run`).
+  the masked weight, zeros included; when other parametrizations such as a quantizer are
+  stacked on the weight, the usual parametrization keys are kept instead), so a pruned
+  checkpoint loads into an unpruned model of the same architecture (the trainer's resume and
+  :func:`spikeloom.train.load_run`).
   Loading a plain state dict into a masked model sets each mask to the non-zero pattern of
   the loaded weight; :func:`restore_masks` re-creates the masks of a fresh model from the exact
   zeros of loaded weights (a kept weight that is exactly 0 is treated as pruned);
@@ -113,7 +115,7 @@ def masks_of(model: nn.Module) -> dict[str, Tensor]:
 def _save_plain(module: nn.Module, state: dict, prefix: str, meta: Any) -> None:
     """State-dict post-hook: store the masked weight as ``weight`` (a plain layer's keys)."""
     orig = prefix + "parametrizations.weight.original"
-    if orig in state:
+    if orig in state and len(module.parametrizations.weight) == 1:  # only the mask
         state.pop(orig)
         for k in [k for k in state if k.startswith(prefix + "parametrizations.weight.")]:
             state.pop(k)
@@ -124,7 +126,7 @@ def _load_plain(module: nn.Module, state: dict, prefix: str, meta: Any, strict: 
                 missing: list, unexpected: list, errors: list) -> None:
     """Load pre-hook: a plain ``weight`` goes into the original and the mask becomes its
     non-zero pattern (the checkpoint's zeros are the pruned weights)."""
-    if prefix + "weight" in state:
+    if prefix + "weight" in state and len(module.parametrizations.weight) == 1:
         w = state.pop(prefix + "weight")
         state[prefix + "parametrizations.weight.original"] = w
         state[prefix + "parametrizations.weight.0.mask"] = w != 0
