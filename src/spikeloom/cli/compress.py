@@ -9,6 +9,8 @@ trainer (``N = 0``: no fine-tuning), and writes a new run directory::
       checkpoints/best.pt  compressed model selected on validation (last.pt when fine-tuned)
       final.json, metrics.jsonl
       cost.json            cost report at the compressed layers' precision
+      integer.npz          the integer program (quantized, lowerable models; see
+                           spikeloom.compress.integer), run by ``spikeloom eval --integer``
       report.json, report.md   accuracy, parameters, model bytes, SynOps, energy before/after
 
 The new run is an ordinary run: ``spikeloom eval``, ``cost`` and ``train --resume`` rebuild the
@@ -43,6 +45,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     c.add_argument("--overwrite", action="store_true", help="replace an existing NEW_RUN")
     c.add_argument("--device", default="cpu")
     c.add_argument("--quiet", action="store_true", help="print only the final table")
+    c.add_argument("--sweep", metavar="FILE.yaml", help="run the methods listed in a sweep file "
+                   "(spikeloom.compress.sweep); --out is the sweep folder")
     for name in names:
         m = COMPRESS_METHODS.get(name)
         if m.add_arguments is not None:
@@ -99,6 +103,23 @@ def _write_without_finetuning(cfg, out: Path, device) -> None:
         lock.release()
 
 
+def _lower_to_file(model, ds, path: Path) -> str:
+    """Write the integer program of a quantized model; returns the path or why not."""
+    from ..compress.quant.api import is_quantized
+    from ..errors import ConfigError
+
+    if not is_quantized(model):
+        return "not lowered: the model is not quantized"
+    from ..compress.integer import lower
+
+    x = ds[0][0].unsqueeze(1)
+    try:
+        lower(model, x).save(path)
+    except ConfigError as e:
+        return f"not lowered: {e}"
+    return str(path)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..compress import COMPRESS_METHODS
     from ..compress.methods import method_options
@@ -106,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
     from ..train import load_run, train
     from ..train.build import dataset_spec
 
+    if getattr(args, "sweep", None):
+        from ..compress.sweep import run_sweep_cli
+
+        return run_sweep_cli(args)
     if not args.method:
         raise ConfigError("--method is required (one of: "
                           f"{', '.join(COMPRESS_METHODS.names())})")
@@ -138,8 +163,9 @@ def run(args: argparse.Namespace) -> int:
     _, cmodel, _ = load_run(out, "best", args.device)
     after = _measure(cmodel, new, data, spec, args.device)
     after["_report"].to_json(out / "cost.json")
+    integer = _lower_to_file(cmodel, data["val"], out / "integer.npz")
     report = {"source": str(src), "method": method.name, "options": options,
-              "epochs": args.epochs,
+              "epochs": args.epochs, "integer_program": integer,
               "before": {k: v for k, v in before.items() if not k.startswith("_")},
               "after": {k: v for k, v in after.items() if not k.startswith("_")}}
     from ..atomic import atomic_write_text
