@@ -15,6 +15,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--checkpoint", default="best", choices=["best", "last"])
     e.add_argument("--device", default="cpu")
+    e.add_argument("--integer", action="store_true", help="run the lowered integer program "
+                   "(quantized runs) and print its accuracy and agreement with the torch model")
     return e
 
 
@@ -24,6 +26,10 @@ def run(args: argparse.Namespace) -> int:
 
     cfg, model, data = load_run(args.run_dir, args.checkpoint, args.device)
     ds = data[args.split]
+    if getattr(args, "integer", False):
+        from ..compress.integer.cli import eval_integer
+
+        return eval_integer(args, cfg, model, ds)
     loader = make_loader(ds, global_batches(len(ds), cfg.batch_size, 0, 0, False), DistInfo(),
                          num_workers=cfg.num_workers)
     res = evaluate(model, loader, cfg.loss, args.device, task=dataset_spec(ds).kind)

@@ -7,9 +7,10 @@ their own they run an integer program where torch is not installed. :func:`lower
 
 from __future__ import annotations
 
+from .check import integer_eval
 from .executor import run_program
 from .lowering import LOWERABLE, frozen_twin, lower, spike_outputs
 from .program import VERSION, IntegerProgram
 
 __all__ = ["IntegerProgram", "VERSION", "run_program", "lower", "frozen_twin", "spike_outputs",
-           "LOWERABLE"]
+           "LOWERABLE", "integer_eval"]

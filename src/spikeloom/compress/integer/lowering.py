@@ -88,12 +88,13 @@ def _weight_codes(m: nn.Module, name: str) -> tuple[np.ndarray, Tensor]:
     if not parametrize.is_parametrized(m, "weight"):
         raise ConfigError(f"layer {name!r}: weights are not quantized (run quantize first)")
     q = m.parametrizations.weight[0]
-    codes, s = q.codes(m.parametrizations.weight.original.detach())
-    s = s.detach().double().reshape(-1)
+    with torch.no_grad():
+        codes, s = q.codes(m.parametrizations.weight.original)
+    s = s.double().reshape(-1)
     s = s.expand(codes.shape[0]) if s.numel() == 1 else s
     if float(codes.abs().max()) > 127:
         raise ConfigError(f"layer {name!r}: weight codes exceed int8")
-    return codes.detach().numpy().astype(np.int8), s
+    return codes.numpy().astype(np.int8), s
 
 
 def _fixed_point(r: np.ndarray, o: np.ndarray, acc_bound: float) -> tuple[np.ndarray, ...]:
