@@ -7,6 +7,7 @@ Methods used by ``spikeloom compress`` register in :data:`COMPRESS_METHODS`
 from __future__ import annotations
 
 from . import (  # noqa: F401,E402 (register prune, prune-structured)
+    lhc,  # registers lhc
     prune,
     prune_quant,  # noqa: F401 (registers prune-quant)
     prune_structured,

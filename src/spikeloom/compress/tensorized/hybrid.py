@@ -39,7 +39,8 @@ def tensorize(model: nn.Module, strategy: Literal["hybrid", "tt", "ht"] = "hybri
               rank: int = 8, conv_rank: int | None = None, linear_rank: int | None = None,
               d_conv: int = 2, d_linear: int = 3, skip_first: bool = True,
               skip_last: bool = True, init: Literal["decompose", "random"] = "decompose",
-              layers: Sequence[str] | None = None) -> list[str]:
+              layers: Sequence[str] | None = None,
+              kinds: Sequence[str] = ("conv", "linear")) -> list[str]:
     """Replace dense conv/linear layers of ``model`` in place; returns the replaced names.
 
     Args:
@@ -52,6 +53,7 @@ def tensorize(model: nn.Module, strategy: Literal["hybrid", "tt", "ht"] = "hybri
         init: ``"decompose"`` (TT-SVD / hierarchical SVD of the trained weights) or
             ``"random"`` (variance-matched fresh factors).
         layers: only these qualified names (overrides the skips).
+        kinds: which layer kinds to replace: ``"conv"``, ``"linear"`` or both.
 
     Raises:
         ConfigError: unknown strategy or init, or a named layer that cannot be tensorized.
@@ -72,8 +74,8 @@ def tensorize(model: nn.Module, strategy: Literal["hybrid", "tt", "ht"] = "hybri
             raise ConfigError(f"cannot tensorize {bad}: only nn.Conv2d/nn.Linear layers, "
                               f"choose from {convs + lins}")
     else:
-        chosen = convs[1:] if skip_first else convs
-        chosen = chosen + (lins[:-1] if skip_last else lins)
+        chosen = (convs[1:] if skip_first else convs) if "conv" in kinds else []
+        chosen = chosen + ((lins[:-1] if skip_last else lins) if "linear" in kinds else [])
     mods = dict(syn)
     for name in chosen:
         m = mods[name]
@@ -112,12 +114,16 @@ def _args(p: object) -> None:
                help="tt/ht/hybrid/kcp: number of modes of a linear layer (conv: 2)")
     add_option(p, "--tensor-init", choices=["decompose", "random"], default="decompose",
                help="tt/ht/hybrid: decompose the trained weights or start from fresh factors")
+    add_option(p, "--tensor-scope", choices=["all", "conv", "linear"], default="all",
+               help="tt/ht/hybrid: tensorize conv and linear layers, or only one kind")
 
 
 def _method(strategy: str):  # noqa: ANN202
     def apply(model: nn.Module, args: object, spec: object) -> nn.Module:
+        scope = args.tensor_scope  # type: ignore[attr-defined]
         tensorize(model, strategy, rank=args.rank, d_linear=args.tensor_d,  # type: ignore
-                  init=args.tensor_init)  # type: ignore[attr-defined]
+                  init=args.tensor_init,  # type: ignore[attr-defined]
+                  kinds=("conv", "linear") if scope == "all" else (scope,))
         return model
     return apply
 
