@@ -20,6 +20,14 @@ from spikeloom.compress.gxnor import (
 )
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def test_activation_and_derivative_window():
     x = torch.tensor([-2, -1.2, -0.9, 0, 0.6, 0.99, 1.01, 1.4, 3], requires_grad=True)
     y = GXNORActivation(r=1.0, a=0.5)(x)
