@@ -11,6 +11,7 @@ from . import (  # noqa: F401,E402 (register prune, prune-structured)
     prune,
     prune_quant,  # noqa: F401 (registers prune-quant)
     prune_structured,
+    smn,  # registers smn
 )
 from . import quant as quant
 from .methods import COMPRESS_METHODS, add_option, register_method
