@@ -24,6 +24,14 @@ from spikeloom.models import build_model
 from spikeloom.neurons import LIF
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def small_net(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return build_model("liafnet", in_channels=2, input_size=(16, 16), channels=(8, 16),
@@ -170,3 +178,20 @@ def test_cost_report_uses_integer_precision():
     assert {r.precision for r in q.rows if r.role == "neuron"} == {"int32"}
     assert q.snn_energy < fp.snn_energy
     assert model_bytes(m) < 0.2 * model_bytes(small_net())
+
+
+def test_plain_ann_quantizes_and_trains():
+    torch.manual_seed(0)
+    ann = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    quantize(ann, QuantConfig(weight_bits=3, per_channel=False, symmetric=False))
+    x = torch.rand(5, 1, 8, 8)
+    opt = torch.optim.SGD(ann.parameters(), lr=0.1)
+    loss0 = None
+    for _ in range(5):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(ann(x), torch.tensor([0, 1, 2, 0, 1]))
+        loss.backward()
+        opt.step()
+        loss0 = loss0 if loss0 is not None else float(loss)
+    assert float(loss) < loss0
+    assert len(torch.unique(ann[0].weight.detach())) <= 8  # 3-bit asymmetric grid
