@@ -3,8 +3,10 @@
 The *joint* schedule of Schaefer et al. (2023): a one-shot global magnitude mask
 (:func:`~spikeloom.compress.prune.prune_magnitude`) and the weight quantizer (uniform or DuQ,
 :func:`spikeloom.compress.quant.quantize`) are both active from the first fine-tuning step; the
-mask sits below the quantizer on the weight (``w_q = Q(w · mask)``), so pruned weights quantize
-to exactly 0 with a symmetric grid. The *sequential* schedule of the paper (quantization
+pruned weights are set to exact zeros first, the quantizer is put on the weight and the mask
+after it (``w_q = mask · Q(w)``): the stored weights under the mask get no gradient and stay 0,
+so their integer codes are 0 too (the integer lowering reads the quantizer's codes of the
+stored weight). The *sequential* schedule of the paper (quantization
 switched on after the pruned model has been fine-tuned) is run as two ``compress`` calls:
 ``--method prune`` and then ``--method prune-quant --sparsity`` with the same sparsity on the
 pruned run (its zeros are the smallest weights, so the mask is the same).
@@ -16,7 +18,7 @@ from typing import Any
 
 from torch import nn
 
-from .prune import _prune_args, prune_magnitude
+from .prune import _prune_args, apply_masks, prune_magnitude, remove_masks
 
 __all__ = ["prune_and_quantize"]
 
@@ -26,8 +28,11 @@ def prune_and_quantize(model: nn.Module, sparsity: float, config: Any,
     """Mask the smallest weights, then quantize the masked weights (in place)."""
     from .quant import quantize
 
-    prune_magnitude(model, sparsity, scope)  # type: ignore[arg-type]
-    return quantize(model, config)
+    masks = prune_magnitude(model, sparsity, scope)  # type: ignore[arg-type]
+    remove_masks(model)  # pruned weights become exact zeros of the stored weight
+    model = quantize(model, config)
+    apply_masks(model, masks)  # after the quantizer: its gradient there is 0, zeros stay
+    return model
 
 
 def _args(p: Any) -> None:
