@@ -192,6 +192,6 @@ def test_plain_ann_quantizes_and_trains():
         loss = nn.functional.cross_entropy(ann(x), torch.tensor([0, 1, 2, 0, 1]))
         loss.backward()
         opt.step()
-        loss0 = loss0 if loss0 is not None else float(loss)
-    assert float(loss) < loss0
+        loss0 = loss0 if loss0 is not None else float(loss.detach())
+    assert float(loss.detach()) < loss0
     assert len(torch.unique(ann[0].weight.detach())) <= 8  # 3-bit asymmetric grid
