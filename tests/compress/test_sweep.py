@@ -46,6 +46,7 @@ def test_end_to_end_sweep_writes_table_and_plot(tmp_path):
     assert [r["name"] for r in rows] == ["(source)", "p80", "c50"]
     assert rows[2]["params"] < rows[0]["params"]
     assert rows[1]["synops"] < rows[0]["synops"]  # only remaining synapses counted
+    assert 0 < rows[1]["energy_a8_j"] < rows[0]["energy_a8_j"]
     saved = json.loads((tmp_path / "sw" / "sweep.json").read_text())
     assert saved == rows and any(r["pareto"] for r in rows)
     assert (tmp_path / "sw" / "sweep.png").stat().st_size > 1000
