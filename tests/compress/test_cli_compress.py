@@ -39,7 +39,7 @@ def trained_run(tmp_path_factory) -> Path:
 
 
 def test_registry_and_shared_options():
-    assert {"int8", "quant", "duq"} <= set(COMPRESS_METHODS.names())
+    assert {"int8", "quant", "duq", "ternary"} <= set(COMPRESS_METHODS.names())
     assert set(method_options(COMPRESS_METHODS.get("int8"))) >= {"bits", "act_bits", "mem_bits"}
 
     p = argparse.ArgumentParser()

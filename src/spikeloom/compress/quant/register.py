@@ -1,4 +1,4 @@
-"""``spikeloom compress --method int8|quant|duq``: quantization-aware fine-tuning.
+"""``spikeloom compress --method int8|quant|duq|ternary``: quantization-aware fine-tuning.
 
 Options (shared by the three methods): ``--bits`` (weights; default 8, ``duq``: 2),
 ``--per-tensor``, ``--asymmetric``, ``--act-bits`` (analog inputs, default 8), ``--mem-bits``
@@ -50,3 +50,15 @@ register_method("quant", apply=_apply("uniform", 8), add_arguments=_add_args,
                 description="uniform QAT with --bits N weights (2..8)")
 register_method("duq", apply=_apply("duq", 2), add_arguments=_add_args,
                 description="DuQ learnable clip/scale weights (spec A8); --bits 2 = ternary")
+
+
+def _ternary(model: nn.Module, args: argparse.Namespace, spec: Any) -> nn.Module:
+    if args.bits not in (None, 2):
+        from ...errors import ConfigError
+
+        raise ConfigError(f"--method ternary is DuQ with 2 bits; got --bits {args.bits}")
+    return quantize(model, config_from_args(args, "duq", 2))
+
+
+register_method("ternary", apply=_ternary, add_arguments=_add_args,
+                description="ternary weights {-c, 0, c}: DuQ with 2 bits (spec A8)")
