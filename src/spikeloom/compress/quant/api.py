@@ -125,9 +125,12 @@ def quantize(model: nn.Module, config: QuantConfig | None = None) -> nn.Module:
         elif layer.role == "neuron":
             analog_input = not getattr(m, "emits_spikes", True)
             if cfg.neurons and isinstance(m, BaseNeuron) and not isinstance(m, QuantNeuron):
+                if not layer.name:
+                    raise ConfigError("quantize a model that contains the neuron, not the "
+                                      "neuron itself (wrap it: QuantNeuron(neuron))")
                 qn = QuantNeuron(m, cfg.mem_bits, cfg.decay_bits, cfg.v_range)
                 qn.cost_precision = _precision(cfg.mem_bits)
-                _set_child(model, layer.name, qn) if layer.name else None
+                _set_child(model, layer.name, qn)
     setattr(model, _CONFIG, cfg)
     return model
 
