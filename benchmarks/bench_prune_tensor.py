@@ -82,6 +82,8 @@ def main() -> None:
     ap.add_argument("--with-a67", action="store_true", help="add the LHC and SMN entries")
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--ft-lr", type=float, default=None,
+                    help="fine-tuning learning rate (default: the driver's, a tenth of the run's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -119,7 +121,8 @@ def main() -> None:
     print(f"dense params {dense_params:,}; hybrid rank 8 params {hybrid_params:,}; equal-budget "
           f"ranks: tt {r_tt}, ht {r_ht}", flush=True)
     t1 = time.perf_counter()
-    rows = run_sweep(base, {"epochs": args.ft_epochs, "runs": entries}, out / "sweep")
+    rows = run_sweep(base, {"epochs": args.ft_epochs, "lr": args.ft_lr, "runs": entries},
+                     out / "sweep")
     print(sweep_table(rows))
     print(f"sweep wall time {time.perf_counter() - t1:.0f}s; load {os.getloadavg()}")
     src = rows[0]
@@ -128,6 +131,21 @@ def main() -> None:
         print(f"{r['name']:>10}: acc {r['test_acc']:.4f} ({d:+.2f} "
               f"pts), params x{src['params'] / r['params']:.2f} fewer, SynOps "
               f"x{r['synops'] / src['synops']:.3f}, energy x{r['energy_j'] / src['energy_j']:.3f}")
+    fc = dict(load_run(base)[1].named_modules())["classifier.1"]
+    for name in ("tt-fc", "ht-fc"):
+        if (out / "sweep" / name / "final.json").exists():
+            layer = dict(load_run(out / "sweep" / name)[1].named_modules())["classifier.1"]
+            print(f"{name}: classifier.1 {_params(fc):,} -> {_params(layer):,} parameters "
+                  f"(x{_params(fc) / _params(layer):.1f} fewer)")
+    for name in ("lhc",):
+        if (out / "sweep" / name / "final.json").exists():
+            from spikeloom.compress.lhc import lhc_report
+
+            _, m, data = load_run(out / "sweep" / name)
+            m(torch.stack([data["test"][i][0] for i in range(8)], dim=1))
+            for r in lhc_report(m):
+                print(f"lhc {r.name}: density {r.density:.3f}, FLOPs {r.flops_kept:,} of "
+                      f"{r.flops_all:,} per sample-step, empty slices {r.empty_slices:.3f}")
     if (out / "sweep" / "chan50" / "final.json").exists():
         td, ts = speedup(base, out / "sweep" / "chan50", args.reps)
         print(f"chan50 CPU forward (batch 32, 1 thread): dense {td * 1e3:.1f} ms, pruned "
