@@ -84,7 +84,7 @@ def main() -> None:
     net.load_state_dict(best_state)
     test = accuracy(net, xte, yte)
     frac = measure_gated_fraction(net.eval(), xte[:1000])
-    states = sorted({float(v) for p in net.discrete_parameters() for v in p.unique()})
+    states = sorted({float(v) for p in net.discrete_parameters() for v in p.detach().unique()})
     print(f"GXNOR MNIST: test accuracy {test:.4f} (model of epoch {best_ep}, selected on "
           f"validation {best:.4f}); weight states {states}")
     print("gated-XNOR executed fraction (both operands non-zero), first 1000 test images: "
