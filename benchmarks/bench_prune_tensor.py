@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("--with-a67", action="store_true", help="add the LHC and SMN entries")
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--lhc-density", type=float, default=0.3, help="LHC density target d_t")
     ap.add_argument("--ft-lr", type=float, default=None,
                     help="fine-tuning learning rate (default: the driver's, a tenth of the run's)")
     args = ap.parse_args()
@@ -114,7 +115,8 @@ def main() -> None:
     entries += [{"name": f"tt-r{r_tt}", "method": "tt", "rank": r_tt},
                 {"name": f"ht-r{r_ht}", "method": "ht", "rank": r_ht}]
     if args.with_a67:
-        entries += [{"name": "lhc", "method": "lhc", "density": 0.3},
+        lhc_name = "lhc" if args.lhc_density == 0.3 else f"lhc-d{args.lhc_density}"
+        entries += [{"name": lhc_name, "method": "lhc", "density": args.lhc_density},
                     {"name": "smn", "method": "smn"}]
     if args.only:
         entries = [e for e in entries if e["name"] in args.only]
@@ -137,7 +139,7 @@ def main() -> None:
             layer = dict(load_run(out / "sweep" / name)[1].named_modules())["classifier.1"]
             print(f"{name}: classifier.1 {_params(fc):,} -> {_params(layer):,} parameters "
                   f"(x{_params(fc) / _params(layer):.1f} fewer)")
-    for name in ("lhc",):
+    for name in [e["name"] for e in entries if e["method"] == "lhc"]:
         if (out / "sweep" / name / "final.json").exists():
             from spikeloom.compress.lhc import lhc_report
 
