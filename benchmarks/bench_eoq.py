@@ -52,7 +52,7 @@ def run(kind: str, data, a) -> dict:
         opt = torch.optim.SGD(net.parameters(), lr=a.lr, momentum=0.9)
 
         def prep(x):
-            return x
+            return (x - 0.1307) / 0.3081
     (xtr, ytr), (xva, yva), (xte, yte) = data
     best, state, t0 = -1.0, None, time.perf_counter()
     for ep in range(a.epochs):

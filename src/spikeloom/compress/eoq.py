@@ -248,7 +248,8 @@ def fixup_init(model: nn.Module, variant: str = "standard") -> nn.Module:
 
     ``"standard"``: conv1 ~ N(0, 2/fan_out)·L^(−1/2) (basic blocks, ``m = 2``), conv2 = 0,
     shortcut convs He (fan-out); ``"bdi"``: conv1 ~ N(0, 2/fan_in)·L^(−2/3), conv2 = 0,
-    shortcut ~ N(0, 1/fan_in). The last linear layer is zero in both.
+    shortcut ~ N(0, 1/fan_in). The last linear layer is zero in both; convs outside the blocks
+    (the stem) are He (fan-out).
     """
     if variant not in ("standard", "bdi"):
         raise ConfigError(f"fixup variant must be 'standard' or 'bdi', got {variant!r}")
@@ -270,7 +271,10 @@ def fixup_init(model: nn.Module, variant: str = "standard") -> nn.Module:
                 sc_std = (math.sqrt(2.0 / (sw.shape[0] * sw[0, 0].numel()))
                           if variant == "standard" else math.sqrt(1.0 / sw[0].numel()))
                 sw.normal_(0.0, sc_std)
+        in_blocks = {id(c) for b in blocks for c in b.modules()}
         for m in model.modules():
+            if isinstance(m, nn.Conv2d) and id(m) not in in_blocks:  # the stem: He (fan-out)
+                m.weight.normal_(0.0, math.sqrt(2.0 / (m.weight.shape[0] * m.weight[0, 0].numel())))
             if isinstance(m, nn.Linear):
                 m.weight.zero_()
                 if m.bias is not None:
