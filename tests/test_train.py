@@ -244,7 +244,7 @@ def test_cli_options_are_derived_from_config_fields():
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     cli = {f.name: f for f in cli_fields()}
-    assert set(cli) == fields - {"dataset_kwargs", "model_kwargs", "imports"}
+    assert set(cli) == fields - {"dataset_kwargs", "model_kwargs", "imports", "compress"}
     assert cli["num_workers"].flag == "--workers" and cli["progress"].negates
     assert cli["deterministic"].switch
     args = build_parser().parse_args(["train", "--cost-batches", "2", "--no-plots",
