@@ -2,7 +2,7 @@
 
 .. code-block:: text
 
-    spikeloom train [--config FILE.yaml] [options]   train (default: LIAF net on ES-Digits)
+    spikeloom train [--config FILE.yaml] [options]   train (default: spiking CNN on ES-Digits)
     spikeloom train --resume RUN_DIR                   continue an interrupted run
     spikeloom eval RUN_DIR [--split test|val]          accuracy of a run's selected model
     spikeloom cost RUN_DIR                             hardware-cost table of a run's model
@@ -10,6 +10,7 @@
     spikeloom export RUN_DIR --format nir|onnx OUT     a run's model as NIR or ONNX
     spikeloom compare CONFIG.yaml ... [--test-arg K=V]  SNN vs RNN under one protocol, one table
     spikeloom report RUNS_DIR... [--out NAME]          results table (Markdown + PNG) of runs
+    spikeloom compress RUN_DIR --method NAME --out NEW compress + fine-tune a trained run
 
 Each sub-command module (:mod:`.train`, :mod:`.eval`, :mod:`.cost`, :mod:`.convert`) has
 ``add_parser(subparsers)`` and ``run(args) -> int``. User errors print one line (set
@@ -24,6 +25,7 @@ import sys
 
 from ..errors import SpikeloomError
 from . import compare, convert, cost, eval, report, train
+from . import compress as compress_cmd
 from . import export as export_cmd
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -33,6 +35,7 @@ COMMANDS = {"train": train, "eval": eval, "cost": cost, "convert": convert}
 COMMANDS["export"] = export_cmd
 COMMANDS["compare"] = compare
 COMMANDS["report"] = report
+COMMANDS["compress"] = compress_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     e.add_argument("--dataset-arg", action="append", metavar="K=V",
                    help="evaluate on the run's dataset with this option changed (e.g. "
                         "dt_us=10000 or T=8: frames of another width)")
+    e.add_argument("--integer", action="store_true", help="run the lowered integer program "
+                   "(quantized runs) and print its accuracy and agreement with the torch model")
     return e
 
 
@@ -29,6 +31,10 @@ def run(args: argparse.Namespace) -> int:
     overrides = _kv(args.dataset_arg, "--dataset-arg")
     cfg, model, data = load_run(args.run_dir, args.checkpoint, args.device, overrides)
     ds = data[args.split]
+    if getattr(args, "integer", False):
+        from ..compress.integer.cli import eval_integer
+
+        return eval_integer(args, cfg, model, ds)
     loader = make_loader(ds, global_batches(len(ds), cfg.batch_size, 0, 0, False), DistInfo(),
                          num_workers=cfg.num_workers)
     res = evaluate(model, loader, cfg.loss, args.device, task=dataset_spec(ds).kind)

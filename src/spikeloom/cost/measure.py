@@ -417,6 +417,9 @@ def _precisions(plan: _Plan, overrides: Mapping[str, str] | None, default: str) 
     out["(other params)"] = default
     for s in plan.synapses:
         out[s.name] = s.counter.precision_of(s.module) or default
+    for name, m in [*plan.neurons, *((s.name, s.module) for s in plan.synapses)]:
+        if getattr(m, "cost_precision", None) in PRECISIONS:  # set by spikeloom.compress
+            out[name] = m.cost_precision
     for name, p in (overrides or {}).items():
         if name not in out or name == "(other params)":
             known = ", ".join(n for n in out if n != "(other params)")

@@ -120,7 +120,12 @@ def build_model_for(cfg: TrainConfig, spec: DataSpec) -> nn.Module:
     except TypeError as e:
         raise ConfigError(f"model {cfg.model!r} rejected its arguments: {e}") from None
     method = METHODS.get(cfg.method)
-    return method.prepare(model, method.resolve(cfg.method_kwargs))
+    model = method.prepare(model, method.resolve(cfg.method_kwargs))
+    if cfg.compress:  # a compressed run (spikeloom compress): rebuild the compressed model
+        from ..compress.methods import apply_saved
+
+        model = apply_saved(model, cfg.compress, spec)
+    return model
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:

@@ -94,6 +94,9 @@ class TrainConfig:
             batching; Cluster-GCN's ``p`` clusters, ``q`` clusters per subgraph, the
             partitioner (``"metis"``/``"random"``), the diagonal-enhancement λ and the folder
             of the partition cache.
+        compress: set by ``spikeloom compress``: ``{method, options, source}`` of the
+            compression applied to the model after it is built (see
+            :mod:`spikeloom.compress.methods`); empty for an uncompressed run.
     """
 
     imports: list[str] = _opt(None, "", cli=False, factory=list)
@@ -142,6 +145,7 @@ class TrainConfig:
     diag_lambda: float = _opt(0.0, "graph: diagonal enhancement lambda (models using 'diag')")
     partition_cache: str | None = _opt(None, "graph: partition cache folder (default "
                                              "$SPIKELOOM_CACHE or ~/.cache/spikeloom)")
+    compress: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:

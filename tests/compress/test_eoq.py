@@ -1,0 +1,128 @@
+"""EOQ (spec A2) quantizers, integer SGD on the grid, Fixup, and MAD-BN (spec A3)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from spikeloom.compress.eoq import (
+    SQ,
+    SR,
+    ActQuant8,
+    FixupBlock,
+    FixupResNet,
+    IntegerSGD,
+    MADBatchNorm2d,
+    Q,
+    R,
+    fixup_init,
+    on_weight_grid,
+    sigma,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_quantizer_vectors():
+    assert float(Q(torch.tensor(0.30), 8)) == 0.296875
+    assert float(Q(torch.tensor(0.30), 3)) == 0.25
+    assert float(R(torch.tensor([0.3, -0.7]))) == 0.5
+    # SQ: R = 0.5; 0.3 / 0.5 = 0.6 -> 77/128; -0.7 / 0.5 = -1.4 saturates at -(1 - 1/128)
+    assert SQ(torch.tensor([0.3, -0.7]), 8).tolist() == [0.5 * 77 / 128, -0.5 * (1 - sigma(8))]
+
+
+def test_stochastic_rounding():
+    g = torch.Generator().manual_seed(0)
+    x = torch.full((100_000,), 0.3, dtype=torch.float64)
+    assert abs(float(SR(x, g).mean()) - 0.3) < 0.005
+    k = torch.tensor([-3.0, 0.0, 2.0, 7.0])
+    assert torch.equal(SR(k, g), k)
+
+
+def test_error_quantized_in_backward():
+    x = torch.tensor([0.2, 0.5, -0.3, 1.5], requires_grad=True)
+    y = ActQuant8()(x)
+    assert y.tolist() == [Q(torch.tensor(0.2), 8).item(), 0.5, 0.0, 1 - sigma(8)]
+    y.backward(torch.tensor([0.3001, 0.1, 0.2, 0.4]))
+    # errors of the in-range entries on the SQ grid of R = 0.25: multiples of 0.25/128
+    step = 0.25 * sigma(8)
+    g = x.grad.tolist()
+    assert g[2] == 0.0 and g[3] == 0.0
+    assert all(abs(v / step - round(v / step)) < 1e-9 for v in g[:2])
+
+
+def test_integer_sgd_grid_invariant_and_no_state():
+    torch.manual_seed(0)
+    net = FixupResNet(depth=8, widths=(4, 8, 8), act="eoq")
+    weights = [p for n, p in net.named_parameters() if n.endswith("weight")]
+    opt = IntegerSGD(weights, lr=2.0 ** -3, generator=torch.Generator().manual_seed(1))
+    opt.snap_()
+    x = torch.rand(6, 3, 8, 8)
+    y = torch.arange(6) % 10
+    fc0 = net.fc.weight.detach().clone()
+    for _ in range(4):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+        for p in weights:
+            assert on_weight_grid(p.detach()), "a weight left the 8-bit grid"
+    assert len(opt.state) == 0  # no momentum, no float master copy
+    assert not torch.equal(net.fc.weight, fc0)  # the zero-initialised classifier moves
+
+
+@pytest.mark.parametrize("variant", ["standard", "bdi"])
+def test_fixup_branches_start_at_zero(variant):
+    torch.manual_seed(0)
+    blk = FixupBlock(4, 8, 2, torch.nn.ReLU)
+    fixup_init(torch.nn.Sequential(blk), variant)
+    x = torch.randn(2, 4, 8, 8)
+    assert torch.equal(blk(x), torch.relu(blk.shortcut(x)))
+    net = FixupResNet(depth=110, widths=(4, 8, 8))
+    fixup_init(net, variant)
+    with torch.no_grad():
+        out = net.blocks(net.stem_act(net.stem(torch.randn(2, 3, 16, 16))))
+    assert bool(torch.isfinite(out).all()) and float(out.abs().max()) > 0
+
+
+def test_fixup_std_rules():
+    torch.manual_seed(0)
+    net = FixupResNet(depth=56, widths=(16, 16, 16))  # 27 blocks, conv1 fan_out = 144
+    w = torch.cat([b.conv1.weight.detach().flatten() for b in net.blocks])
+    assert float(w.std()) == pytest.approx((2 / 144) ** 0.5 * 27 ** -0.5, rel=0.03)
+    fixup_init(net, "bdi")
+    w = torch.cat([b.conv1.weight.detach().flatten() for b in net.blocks])
+    assert float(w.std()) == pytest.approx((2 / 144) ** 0.5 * 27 ** (-2 / 3), rel=0.03)
+
+
+def test_spiking_fixup_resnet_runs():
+    net = FixupResNet(depth=8, widths=(4, 4, 8), act="lif", T=3)
+    out = net(torch.rand(3, 2, 3, 8, 8))
+    assert out.shape == (2, 10)
+
+
+def test_mad_bn_vectors_and_fold():
+    bn = MADBatchNorm2d(1, eps=0.0)
+    x = torch.tensor([1.0, 2, 3, 6]).reshape(4, 1, 1, 1)
+    y = bn(x).flatten()
+    assert y.tolist() == pytest.approx([-4 / 3, -2 / 3, 0, 2], abs=1e-6)
+    g = torch.Generator().manual_seed(0)
+    big = torch.randn(1_000_000, generator=g) * 2
+    s = (big - big.mean()).abs().mean()
+    assert float(s) == pytest.approx(1.596, rel=0.01)
+    bn = MADBatchNorm2d(3)
+    for _ in range(5):
+        bn(torch.randn(8, 3, 4, 4) * 3 + 1)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([0.5, 1.5, -2.0]))
+        bn.bias.copy_(torch.tensor([0.1, 0.0, 0.3]))
+    bn.eval()
+    z = torch.randn(2, 3, 4, 4)
+    a, b = bn.fold()
+    torch.testing.assert_close(bn(z), a.reshape(1, 3, 1, 1) * z + b.reshape(1, 3, 1, 1),
+                               atol=1e-6, rtol=1e-6)
