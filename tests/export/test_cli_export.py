@@ -16,8 +16,10 @@ from spikeloom.train import load_run  # noqa: E402
 
 def test_cli_export_nir_and_onnx(tmp_path, capsys) -> None:
     run = tmp_path / "run"
+    # liafnet with LIF neurons (average pooling); the default spiking_cnn max-pools, which NIR
+    # cannot express
     assert cli_main(["train", "--epochs", "1", "--max-samples", "48", "--batch-size", "16",
-                     "--model-arg", "channels=[4]", "--model-arg", "hidden=8",
+                     "--model", "liafnet", "--model-arg", "channels=[4]", "--model-arg", "hidden=8",
                      "--model-arg", "neuron=lif", "--out", str(run), "--no-progress",
                      "--threads", "1"]) == 0
     capsys.readouterr()
@@ -42,7 +44,7 @@ def test_cli_export_nir_and_onnx(tmp_path, capsys) -> None:
 def test_cli_export_names_the_unsupported_layer(tmp_path, capsys) -> None:
     run = tmp_path / "liaf"
     assert cli_main(["train", "--epochs", "1", "--max-samples", "16", "--batch-size", "16",
-                     "--model-arg", "channels=[4]", "--model-arg", "hidden=8",
+                     "--model", "liafnet", "--model-arg", "channels=[4]", "--model-arg", "hidden=8",
                      "--out", str(run), "--no-progress", "--threads", "1"]) == 0
     capsys.readouterr()
     assert cli_main(["export", str(run), "--format", "nir", str(tmp_path / "m.nir"),
