@@ -17,13 +17,7 @@ from spikeloom.cost import CostReport
 from spikeloom.errors import ConfigError
 from spikeloom.train import TrainConfig, load_run, train
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,7 @@ from spikeloom.compress.gxnor import (
     squared_hinge,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_activation_and_derivative_window():

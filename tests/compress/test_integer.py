@@ -23,14 +23,7 @@ from spikeloom.compress.quant import QuantConfig, quantize
 from spikeloom.errors import ConfigError
 from spikeloom.models import build_model
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread is faster (and steady on a loaded machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _net(neuron: str = "lif", size: int = 16, seed: int = 0) -> torch.nn.Module:

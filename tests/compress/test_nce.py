@@ -7,13 +7,7 @@ import torch
 
 from spikeloom.compress.nce import NCESupernet, flops_penalty, nce_search
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def net() -> NCESupernet:

@@ -23,13 +23,7 @@ from spikeloom.errors import ConfigError
 from spikeloom.models import build_model
 from spikeloom.neurons import LIF
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_net(seed: int = 0) -> nn.Module:

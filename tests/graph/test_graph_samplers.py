@@ -9,14 +9,7 @@ from spikeloom.graph import normalize
 from spikeloom.graph.samplers import SaintRW, layer_sample, sage_block, sage_blocks
 from spikeloom.graph.synthetic import sbm_graph
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Thousands of tiny draws: one thread avoids thread start-up costs on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _setup(n=30, seed=0):

@@ -21,14 +21,7 @@ from spikeloom.train.build import build_model_for, make_optimizer
 from spikeloom.train.config import TrainConfig
 from spikeloom.train.steps import STEPS
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: these are small tensors, and the machine is shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
