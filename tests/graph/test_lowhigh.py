@@ -11,8 +11,13 @@ from spikeloom.cli import main as cli_main
 from spikeloom.cost import measure_cost
 from spikeloom.errors import ConfigError
 from spikeloom.graph import GraphBound, normalize
-from spikeloom.graph.lowhigh import (LowHighPropagation, check_params, closed_form_matrix,
-                                     iterate, spectral_response)
+from spikeloom.graph.lowhigh import (
+    LowHighPropagation,
+    check_params,
+    closed_form_matrix,
+    iterate,
+    spectral_response,
+)
 from spikeloom.models import build_model
 
 ALPHA, P = 0.1, 0.9

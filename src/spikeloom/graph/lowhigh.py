@@ -41,7 +41,6 @@ penalty ``(λ/2)‖W₁‖²`` (λ = 5e-3) on the first layer only: :meth:`GNNLo
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -59,7 +58,7 @@ PROPAGATIONS: tuple[str, ...] = ("closed", "iter")
 
 
 def check_params(kind: str, alpha: float, p: float, ppnp_limit: bool = False) -> None:
-    """Raise :class:`ConfigError` unless ``(α, μ)`` (``kind="lf"``) / ``(α, β)`` (``"hf"``) are valid.
+    """Raise :class:`ConfigError` unless ``(α, μ)`` (LF) / ``(α, β)`` (HF) are in their domains.
 
     ``ppnp_limit=True`` also accepts ``μ = 1`` / ``β = 0`` (both give PPNP).
     """
