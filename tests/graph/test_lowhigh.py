@@ -176,3 +176,16 @@ def test_cli_train_cora_iter(shared_data, tmp_path):
     final = json.loads((out / "final.json").read_text())
     assert final["epochs"] == 2 and final["test_n"] == 1000  # Cora public split: 1000 test
     assert 0.0 <= final["test_acc"] <= 1.0
+
+
+def test_sparse_features_equal_dense():
+    ei = torch.stack([torch.arange(9), torch.arange(1, 10)])
+    adj = normalize(torch.cat([ei, ei.flip(0)], 1), 10, "gcn")
+    x = (torch.rand(10, 6, generator=torch.Generator().manual_seed(1)) > 0.7).float()
+    torch.manual_seed(0)
+    m = build_model("gnn-lf", in_features=6, num_classes=3).eval()
+    assert torch.allclose(m(x.to_sparse(), adj), m(x, adj), atol=1e-6)
+    m.train()
+    out = m(x.to_sparse(), adj)
+    out.sum().backward()
+    assert m.lin1.weight.grad is not None and m.lin1.weight.grad.shape == (64, 6)
