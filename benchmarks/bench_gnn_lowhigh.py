@@ -46,7 +46,7 @@ def run_lowhigh(variant: str, g, x, adj, seed: int, max_epochs: int, patience: i
     tr, va, te = (g.masks[k] for k in ("train", "val", "test"))
     best = (-1.0, float("inf"))  # (val acc, val loss) of the kept state
     best_acc, best_loss, state, test_acc, wait, epoch = -1.0, float("inf"), None, 0.0, 0, 0
-    for epoch in range(1, max_epochs + 1):
+    for epoch in range(1, max_epochs + 1):  # noqa: B007 (epoch reported after the loop)
         model.train()
         loss = F.cross_entropy(model(x, adj)[tr], g.y[tr]) + model.l2_penalty(5e-3)
         opt.zero_grad()

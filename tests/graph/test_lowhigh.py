@@ -126,7 +126,9 @@ def test_closed_form_minimises_objective_and_iteration_converges(kind):
     prop_i = LowHighPropagation(kind, 0.2, 0.7, "iter", K=300)
     adj32 = normalize(ei, 30, "gcn")
     assert torch.allclose(prop_c(h.float(), adj32), prop_i(h.float(), adj32), atol=1e-5)
-    assert prop_c.matrix(adj32) is prop_c.matrix(adj32)  # computed once per adjacency
+    m = prop_c.matrix(adj32)  # computed once per adjacency, also for an equal copy
+    assert prop_c.matrix(adj32) is m and prop_c.matrix(normalize(ei, 30, "gcn")) is m
+    assert prop_c.matrix(normalize(ei[:, :-2], 30, "gcn")) is not m
 
 
 @pytest.mark.parametrize("kind,alpha,p,msg", [
