@@ -8,7 +8,8 @@
   with the ``spmm`` operator (:mod:`spikeloom.ops.spmm`);
 * :mod:`.layers` — ``GCNConv``, ``GATConv``, the Cluster-GCN layer; :mod:`.spiking` — STFN and
   spiking GCN/GAT; :mod:`.models` — registered models (``gcn``, ``gat``, ``spiking-gcn``,
-  ``spiking-gat``, ``cluster-gcn``);
+  ``spiking-gat``, ``cluster-gcn``); :mod:`.lowhigh` — GNN-LF / GNN-HF propagation
+  (``gnn-lf``, ``gnn-hf``; closed form and iterative);
 * :mod:`.cluster` — Cluster-GCN partitions (METIS / random), cached on disk;
   :mod:`.training` — graph datasets and the node-classification step of ``spikeloom train``;
 * :mod:`.cost` — cost counters of the sparse aggregation (per edge).

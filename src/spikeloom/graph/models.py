@@ -8,6 +8,8 @@ name               model
 ``spiking-gcn``    :class:`~spikeloom.graph.spiking.SpikingGraphNet` with GCN aggregation (GC-SNN)
 ``spiking-gat``    the same with attention (GA-SNN)
 ``cluster-gcn``    :class:`ClusterGCN`: Cluster-GCN's reference network (``[A h, h]`` + LayerNorm)
+``gnn-lf``         :class:`~spikeloom.graph.lowhigh.GNNLowHigh`, low-pass kernel (Zhu et al. 2021)
+``gnn-hf``         the same with the high-pass kernel (``propagation=closed|iter``)
 =================  ===========================================================================
 
 Every model is called as ``model(x, adj)`` with node features ``x [N, F]`` and a normalised
@@ -140,3 +142,19 @@ def _mincut(in_features: int, num_classes: int, **kw: Any) -> nn.Module:
 
 _mincut.__doc__ = "MinCUT-pooling graph classifier (dense padded batches; see .mincut)."
 register_model("mincut-net", _mincut, kinds=("graph",), from_spec=graph_args)
+
+
+def _lowhigh(kind: str):
+    def build(in_features: int, num_classes: int, **kw: Any) -> nn.Module:
+        from .lowhigh import GNNLowHigh
+
+        return GNNLowHigh(in_features, num_classes, kind=kind, **kw)
+
+    build.__name__ = f"gnn_{kind}"
+    build.__doc__ = (f"GNN-{kind.upper()}: MLP + {'low' if kind == 'lf' else 'high'}-pass "
+                     "fitting-kernel propagation, propagation=closed|iter (see .lowhigh).")
+    return build
+
+
+register_model("gnn-lf", _lowhigh("lf"), kinds=("graph",), from_spec=graph_args)
+register_model("gnn-hf", _lowhigh("hf"), kinds=("graph",), from_spec=graph_args)
