@@ -54,13 +54,7 @@ class BasicBlock(nn.Module):
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=bias)
         )
         self.bn2 = make_norm(norm, out_channels, v_th, residual=True)
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut: nn.Module = nn.Sequential(
-                TimeDistributed(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=bias)),
-                make_norm(norm, out_channels, v_th, residual=True),
-            )
-        else:
-            self.shortcut = nn.Identity()
+        self.shortcut = _shortcut(in_channels, out_channels, stride, norm, v_th, bias)
         self.add = Add()
         self.sn2 = make_neuron()
 
@@ -68,6 +62,17 @@ class BasicBlock(nn.Module):
         out = self.sn1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.sn2(self.add(out, self.shortcut(x)))
+
+
+def _shortcut(in_channels: int, out_channels: int, stride: int, norm: NormKind, v_th: float,
+              bias: bool) -> nn.Module:
+    """The residual shortcut: identity when shapes match, else ``tdBN_α=1/√2(conv1x1(x))``."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    return nn.Sequential(
+        TimeDistributed(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=bias)),
+        make_norm(norm, out_channels, v_th, residual=True),
+    )
 
 
 class Bottleneck(nn.Module):
@@ -99,13 +104,7 @@ class Bottleneck(nn.Module):
         self.sn2 = make_neuron()
         self.conv3 = TimeDistributed(nn.Conv2d(width, out, 1, bias=bias))
         self.bn3 = make_norm(norm, out, v_th, residual=True)
-        if stride != 1 or in_channels != out:
-            self.shortcut: nn.Module = nn.Sequential(
-                TimeDistributed(nn.Conv2d(in_channels, out, 1, stride=stride, bias=bias)),
-                make_norm(norm, out, v_th, residual=True),
-            )
-        else:
-            self.shortcut = nn.Identity()
+        self.shortcut = _shortcut(in_channels, out, stride, norm, v_th, bias)
         self.add = Add()
         self.sn3 = make_neuron()
 

@@ -60,6 +60,26 @@ def check_modes(layer: str, size: int, modes: Sequence[int], what: str) -> list[
     return modes
 
 
+def mode_pair(
+    layer: str, n_in: int, n_out: int, in_modes: Sequence[int] | None,
+    out_modes: Sequence[int] | None, d: int, what: str = "",
+) -> tuple[list[int], list[int]]:
+    """Input and output modes of a tensorized layer: the given ones (validated) or a balanced
+    factorisation into ``d`` factors; both lists must have the same length.
+
+    Raises:
+        ConfigError: naming ``layer``, for a product that is not the size or unequal lengths.
+    """
+    sep = f"{what} " if what else ""
+    n = check_modes(layer, n_in, in_modes if in_modes is not None else factorize(n_in, d),
+                    f"input {sep}".strip())
+    m = check_modes(layer, n_out, out_modes if out_modes is not None else factorize(n_out, d),
+                    f"output {sep}".strip())
+    if len(n) != len(m):
+        raise ConfigError(f"{layer}: in modes {n} and out modes {m} need the same length")
+    return n, m
+
+
 def contract_chain(x: Tensor, specs: Sequence[str], factors: Sequence[Tensor], out: str) -> Tensor:
     """Contract ``x`` with ``factors`` one at a time, left to right (a fixed, counted order).
 

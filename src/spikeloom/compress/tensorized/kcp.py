@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from ...cost.counters import register_counter
 from ...errors import ConfigError
 from ...walk import register_role
-from ._modes import chain_macs, check_modes, contract_chain, factorize, letters
+from ._modes import chain_macs, contract_chain, letters, mode_pair
 
 __all__ = ["KCPLinear", "KCPRNNCell", "KCPLSTMCell", "kcp_from_dense", "kcp_model"]
 
@@ -57,14 +57,7 @@ class KCPLinear(nn.Module):
         super().__init__()
         name = name or type(self).__name__
         self.in_features, self.out_features = int(in_features), int(out_features)
-        n = check_modes(name, self.in_features,
-                        in_modes if in_modes is not None else factorize(self.in_features, d),
-                        "input")
-        m = check_modes(name, self.out_features,
-                        out_modes if out_modes is not None else factorize(self.out_features, d),
-                        "output")
-        if len(n) != len(m):
-            raise ConfigError(f"{name}: in modes {n} and out modes {m} need the same length")
+        n, m = mode_pair(name, self.in_features, self.out_features, in_modes, out_modes, d)
         if int(rank) < 1:
             raise ConfigError(f"{name}: KCP rank must be >= 1, got {rank}")
         if algorithm not in ("batched", "sequential"):

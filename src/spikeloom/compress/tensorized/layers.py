@@ -42,7 +42,7 @@ from ...cost.counters import (
 )
 from ...errors import ConfigError
 from ...walk import register_role
-from ._modes import factorize
+from ._modes import factorize, mode_pair
 from .decompose import load_dense
 from .ht import HTMatrix
 from .tt import TTMatrix, tt_max_ranks
@@ -105,13 +105,7 @@ class TensorLinear(nn.Module):
         super().__init__()
         name = name or type(self).__name__
         self.in_features, self.out_features = int(in_features), int(out_features)
-        n = list(in_modes) if in_modes is not None else factorize(self.in_features, d)
-        m = list(out_modes) if out_modes is not None else factorize(self.out_features, d)
-        if len(m) != len(n):
-            raise ConfigError(f"{name}: in modes {n} and out modes {m} need the same length")
-        from ._modes import check_modes
-        check_modes(name, self.in_features, n, "input")
-        check_modes(name, self.out_features, m, "output")
+        n, m = mode_pair(name, self.in_features, self.out_features, in_modes, out_modes, d)
         var = 2.0 / self.in_features if target_var is None else float(target_var)
         self.forward_path = _check_path(name, forward_path)
         self.matrix = _format(self.kind, m, n, ranks, var, name)
@@ -203,13 +197,8 @@ class TensorConv2d(nn.Module):
         if isinstance(padding, str):
             raise ConfigError(f"{name}: string padding is not supported; give integers")
         self.groups, self.padding_mode = 1, "zeros"
-        c = list(in_modes) if in_modes is not None else factorize(self.in_channels, d)
-        s = list(out_modes) if out_modes is not None else factorize(self.out_channels, d)
-        if len(c) != len(s):
-            raise ConfigError(f"{name}: in modes {c} and out modes {s} need the same length")
-        from ._modes import check_modes
-        check_modes(name, self.in_channels, c, "input channel")
-        check_modes(name, self.out_channels, s, "output channel")
+        c, s = mode_pair(name, self.in_channels, self.out_channels, in_modes, out_modes, d,
+                         "channel")
         area = math.prod(self.kernel_size)
         var = 2.0 / (self.in_channels * area) if target_var is None else float(target_var)
         self.forward_path = _check_path(name, forward_path)
