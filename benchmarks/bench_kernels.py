@@ -9,9 +9,12 @@ surrogate (alpha 4), ``V_th`` 0.5, decay 0.2 (SpikingJelly: ``tau = 1.25``,
 random tensor. Time: best of ``--repeats``, forward + backward, one thread count for all.
 
 Bandwidth: a copy benchmark in the same run (``dst.copy_(src)`` of ``--copy-mb`` MB; bytes
-moved = read + write). The kernel's *effective* bandwidth counts the bytes it must move at
-least: forward reads ``x`` and writes ``s``, ``u`` (12 B/neuron-step in float32), backward
-reads ``u``, ``g_s`` and writes ``g_x`` (12 B) — 24 B per neuron-step in all.
+moved = read + write). The kernel's *effective* bandwidth counts the bytes a spiking layer's
+op must move at least: forward reads ``x`` and writes ``s`` (8 B/neuron-step in float32),
+backward reads ``x`` (to recompute ``u``), ``g_s`` and writes ``g_x`` (12 B) — 20 B per
+neuron-step in all. ``cpu_kernel`` is the path a LIF layer takes (``need_u=False``: ``u`` not
+stored, recomputed in backward); ``cpu_kernel+u`` stores ``u`` (LIAF, probed neurons); the
+other backends always store it.
 Targets: >= 5x SpikingJelly, >= 50 % of the measured copy bandwidth.
 
 Usage: PYTHONPATH=src:/tmp/peer_sj python benchmarks/bench_kernels.py [--threads N]
@@ -44,12 +47,13 @@ def best_time(step: Callable[[], None], repeats: int) -> float:
     return best
 
 
-def backend_step(name: str, x: torch.Tensor, g: torch.Tensor) -> Callable[[], None]:
+def backend_step(name: str, x: torch.Tensor, g: torch.Tensor,
+                 need_u: bool = False) -> Callable[[], None]:
     fn = get_backend("neuron_sequence", name).fn
 
     def step() -> None:
         xi = x.detach().requires_grad_()
-        s, _, _ = fn(xi, DECAY, SPEC, None)
+        s, _, _ = fn(xi, DECAY, SPEC, None, need_u=need_u)
         s.backward(g)
 
     return step
@@ -103,6 +107,8 @@ def main() -> None:
             if name not in have or (name == "reference" and n > args.skip_naive_above):
                 continue
             rows[name] = best_time(backend_step(name, x, g), args.repeats)
+            if name == "cpu_kernel":  # potentials stored for backward (LIAF, probes)
+                rows["cpu_kernel+u"] = best_time(backend_step(name, x, g, True), args.repeats)
         sj = spikingjelly_step(x, g)
         if sj is not None:
             rows["spikingjelly"] = best_time(sj, args.repeats)
@@ -116,7 +122,7 @@ def main() -> None:
             print("  spikingjelly : not importable (pip install --no-deps --target DIR "
                   "spikingjelly; PYTHONPATH=src:DIR)")
         if base:
-            eff = 24 * n / base
+            eff = 20 * n / base
             print(f"  cpu_kernel effective bandwidth {eff / 1e9:.2f} GB/s = "
                   f"{100 * eff / bw:.0f} % of copy (target >= 50 %)")
 
