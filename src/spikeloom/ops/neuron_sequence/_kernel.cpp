@@ -15,9 +15,8 @@
 // one. The variants give identical results: no FMA contraction and the same operations in the
 // same order in each, only the vector width differs.
 //
-// Fresh output buffers: `advise_huge` asks Linux for transparent huge pages on a large, not yet
-// touched buffer (madvise MADV_HUGEPAGE on its 2 MiB-aligned interior), so that first touch
-// costs one page fault per 2 MiB instead of per 4 KiB.
+// Fresh output buffers: `prepare_output` asks Linux for transparent huge pages on a large, not
+// yet touched buffer and touches its pages in parallel (see there).
 //
 // The arithmetic follows the reference loop operation by operation (no FMA contraction: the
 // build passes -ffp-contract=off), so spikes are bit-identical to the reference.
@@ -29,6 +28,10 @@
 #include <cstdint>
 #include <cstring>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -56,6 +59,7 @@ struct Params {
   double v_th, v_reset, surr_p;
   int soft, fire_ge, detach, surr;
   int64_t T, N;
+  int stream;  // non-temporal stores for the spike / input-gradient outputs
 };
 
 // Kernel entry points (one per specialisation) and the pickers that choose them.
@@ -169,23 +173,24 @@ void parallel_chunks(int64_t N, int threads, int64_t max_chunk, F fn) {
   (void)threads;
 }
 
-// forward(is_double, T, N, x, k, v0, s_ptr, u_ptr (0: not stored), vT_ptr, v_th, v_reset, soft, fire_ge,
-//         threads); operands are (ptr, time stride, neuron stride) tuples, v0's ptr 0 = rest.
+// forward(is_double, T, N, x, k, v0, s_ptr, u_ptr (0: not stored), vT_ptr, v_th, v_reset, soft,
+//         fire_ge, threads[, isa[, stream]]): stream = non-temporal stores for the spikes.
+// Operands are (ptr, time stride, neuron stride) tuples, v0's ptr 0 = rest.
 PyObject* py_forward(PyObject*, PyObject* args) {
-  int is_double, soft, fire_ge, threads, isa = -1;
+  int is_double, soft, fire_ge, threads, isa = -1, stream = 0;
   long long T, N;
   PyObject *ox, *ok, *ov0;
   unsigned long long ps, pu, pv;
   double v_th, v_reset;
-  if (!PyArg_ParseTuple(args, "pLLOOOKKKddppi|i", &is_double, &T, &N, &ox, &ok, &ov0, &ps, &pu,
-                        &pv, &v_th, &v_reset, &soft, &fire_ge, &threads, &isa))
+  if (!PyArg_ParseTuple(args, "pLLOOOKKKddppi|ip", &is_double, &T, &N, &ox, &ok, &ov0, &ps,
+                        &pu, &pv, &v_th, &v_reset, &soft, &fire_ge, &threads, &isa, &stream))
     return nullptr;
   const Variant* var = pick_variant(isa);
   if (!var) return nullptr;
   Operand x, k, v0;
   if (!parse_operand(ox, &x) || !parse_operand(ok, &k) || !parse_operand(ov0, &v0))
     return nullptr;
-  Params P{v_th, v_reset, 0.0, soft, fire_ge, 0, 0, T, N};
+  Params P{v_th, v_reset, 0.0, soft, fire_ge, 0, 0, T, N, stream};
   Py_BEGIN_ALLOW_THREADS
   if (is_double) {
     FwdFn<double> f = var->fd(P);
@@ -203,25 +208,26 @@ PyObject* py_forward(PyObject*, PyObject* args) {
 }
 
 // backward(is_double, T, N, u_ptr, k, g_s, g_u, g_v, gx_ptr, gk_ptr, v_th, v_reset, soft,
-//          fire_ge, detach, surrogate, surrogate_param, threads[, isa[, x, v0]]); absent grads
+//          fire_ge, detach, surrogate, surrogate_param, threads[, isa[, x, v0[, stream]]]);
+//          stream = non-temporal stores for the input gradient; absent grads
 //          have ptr 0. With u_ptr 0 the potentials are recomputed from the operands x and v0
 //          (the forward's input and initial state) inside each chunk.
 PyObject* py_backward(PyObject*, PyObject* args) {
-  int is_double, soft, fire_ge, detach, surr, threads, isa = -1;
+  int is_double, soft, fire_ge, detach, surr, threads, isa = -1, stream = 0;
   long long T, N;
   PyObject *ok, *ogs, *ogu, *ogv, *ox = nullptr, *ov0 = nullptr;
   unsigned long long pu, pgx, pgk;
   double v_th, v_reset, surr_p;
-  if (!PyArg_ParseTuple(args, "pLLKOOOOKKddpppidi|iOO", &is_double, &T, &N, &pu, &ok, &ogs,
+  if (!PyArg_ParseTuple(args, "pLLKOOOOKKddpppidi|iOOp", &is_double, &T, &N, &pu, &ok, &ogs,
                         &ogu, &ogv, &pgx, &pgk, &v_th, &v_reset, &soft, &fire_ge, &detach,
-                        &surr, &surr_p, &threads, &isa, &ox, &ov0))
+                        &surr, &surr_p, &threads, &isa, &ox, &ov0, &stream))
     return nullptr;
   const Variant* var = pick_variant(isa);
   if (!var) return nullptr;
   Operand k, gs, gu, gv, x{0, 0, 0}, v0{0, 0, 0};
   if (!parse_operand(ok, &k) || !parse_operand(ogs, &gs) || !parse_operand(ogu, &gu) ||
-      !parse_operand(ogv, &gv) || (ox && !parse_operand(ox, &x)) ||
-      (ov0 && !parse_operand(ov0, &v0)))
+      !parse_operand(ogv, &gv) || (ox && ox != Py_None && !parse_operand(ox, &x)) ||
+      (ov0 && ov0 != Py_None && !parse_operand(ov0, &v0)))
     return nullptr;
   if (!pu && !x.ptr) {
     PyErr_SetString(PyExc_ValueError, "backward needs u_ptr or the input operand x");
@@ -233,7 +239,7 @@ PyObject* py_backward(PyObject*, PyObject* args) {
     PyErr_SetString(PyExc_ValueError, "unknown surrogate id");
     return nullptr;
   }
-  Params P{v_th, v_reset, surr_p, soft, fire_ge, detach, surr, T, N};
+  Params P{v_th, v_reset, surr_p, soft, fire_ge, detach, surr, T, N, stream};
   Py_BEGIN_ALLOW_THREADS
   if (is_double) {
     BwdFn<double> f = var->bd(P, pgk != 0);
@@ -338,26 +344,46 @@ PyObject* py_all_isas(PyObject*, PyObject*) {
   return out;
 }
 
-// advise_huge(ptr, nbytes) -> bytes advised: asks for transparent huge pages on the 2 MiB-aligned
-// interior of [ptr, ptr + nbytes) (Linux; a hint: no effect on values, 0 elsewhere or on error).
-// Meant for large buffers not yet touched, before the kernel writes them.
-PyObject* py_advise_huge(PyObject*, PyObject* args) {
+// prepare_output(ptr, nbytes, threads) -> bytes advised: readies a large buffer that nobody has
+// touched yet (an uninitialised torch.empty) for the kernel's writes. (1) On Linux, asks for
+// transparent huge pages on its 2 MiB-aligned interior (madvise MADV_HUGEPAGE; a hint: 0 when
+// not granted or elsewhere), so first touch costs one page fault per 2 MiB instead of per 4 KiB.
+// (2) Touches every page once, the pages split into contiguous ranges over the threads, so the
+// operating system zeroes fresh pages in parallel: left to the kernel's own loops, each 2 MiB
+// row of a [T, N] tensor is shared by all threads and its zeroing is serialised. The touch writes
+// a zero byte into memory whose content is undefined anyway.
+PyObject* py_prepare_output(PyObject*, PyObject* args) {
   unsigned long long p, nbytes;
-  if (!PyArg_ParseTuple(args, "KK", &p, &nbytes)) return nullptr;
+  int threads;
+  if (!PyArg_ParseTuple(args, "KKi", &p, &nbytes, &threads)) return nullptr;
   long long advised = 0;
+  Py_BEGIN_ALLOW_THREADS
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   const unsigned long long huge = 2ull << 20;
   unsigned long long a = (p + huge - 1) / huge * huge, b = (p + nbytes) / huge * huge;
   if (b > a && madvise(reinterpret_cast<void*>(a), b - a, MADV_HUGEPAGE) == 0)
     advised = (long long)(b - a);
 #endif
+  const int64_t page = 4096;
+  const int64_t first = int64_t(p / page), last = int64_t((p + nbytes - 1) / page);
+  volatile char* base = reinterpret_cast<volatile char*>(0);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#endif
+  for (int64_t pg = first; pg <= last; ++pg) {
+    unsigned long long addr = std::max<unsigned long long>(p, (unsigned long long)pg * page);
+    base[addr] = 0;
+  }
+  (void)threads;
+  Py_END_ALLOW_THREADS
   return PyLong_FromLongLong(advised);
 }
 
 PyMethodDef methods[] = {
     {"isas", py_isas, METH_NOARGS, "ISA variants supported by this CPU, best first"},
     {"all_isas", py_all_isas, METH_NOARGS, "all compiled ISA variants (index = isa argument)"},
-    {"advise_huge", py_advise_huge, METH_VARARGS, "madvise(MADV_HUGEPAGE) a fresh buffer"},
+    {"prepare_output", py_prepare_output, METH_VARARGS,
+     "huge-page hint + parallel first touch of a fresh, untouched buffer"},
     {"forward", py_forward, METH_VARARGS, "neuron sequence forward (raw pointers)"},
     {"backward", py_backward, METH_VARARGS, "neuron sequence backward (raw pointers)"},
     {"pack_bits", py_pack_bits, METH_VARARGS, "pack 0/1 floats into bits; False if not binary"},

@@ -83,20 +83,50 @@ inline const R* row(const Operand& a, int64_t t, int64_t i0, int64_t n, R* buf) 
 }
 
 
+// dst[0, n) = src[0, n). With `stream`, the aligned body uses non-temporal (cache-bypassing)
+// stores where the target has them (SSE2 on x86-64): a large output is written without first
+// being read into the cache (no read-for-ownership), and it does not evict the inputs. Same
+// values either way; the caller issues a store fence before the data is used elsewhere.
+template <typename R>
+inline void store_row(R* __restrict dst, const R* __restrict src, int64_t n, bool stream) {
+  int64_t j = 0;
+#if defined(__SSE2__)
+  if (stream) {
+    for (; j < n && (reinterpret_cast<uintptr_t>(dst + j) & 15); ++j) dst[j] = src[j];
+    if constexpr (sizeof(R) == 4) {
+      for (; j + 4 <= n; j += 4)
+        _mm_stream_ps(reinterpret_cast<float*>(dst + j),
+                      _mm_loadu_ps(reinterpret_cast<const float*>(src + j)));
+    } else {
+      for (; j + 2 <= n; j += 2)
+        _mm_stream_pd(reinterpret_cast<double*>(dst + j),
+                      _mm_loadu_pd(reinterpret_cast<const double*>(src + j)));
+    }
+  }
+#endif
+  for (; j < n; ++j) dst[j] = src[j];
+}
+
+inline void store_fence(bool stream) {
+#if defined(__SSE2__)
+  if (stream) _mm_sfence();
+#endif
+  (void)stream;
+}
+
 // Forward over the neurons [i0, i0 + n): spikes into s[t * N + j] and pre-reset potentials into
 // ub[t * u_rs + j] (each skipped when STORE_S / STORE_U is false), final state into vT[i0 + j]
 // (skipped when null). The backward's recomputation runs it with u in a small scratch buffer.
 template <typename R, bool SOFT, bool GE, bool STORE_S, bool STORE_U>
 void forward_chunk_impl(const Params& P, const Operand& x, const Operand& k, const Operand& v0,
                         R* s, R* ub, int64_t u_rs, R* vT, int64_t i0, int64_t n) {
-  alignas(64) R v[kChunk<R>], kb[kChunk<R>], xb[kChunk<R>];
+  alignas(64) R v[kChunk<R>], kb[kChunk<R>], xb[kChunk<R>], sb[kChunk<R>];
   const R v_th = R(P.v_th), v_reset = R(P.v_reset);
   const R* kk = row<R>(k, 0, i0, n, kb);
   const R* p0 = row<R>(v0, 0, i0, n, xb);  // zeros when absent
   for (int64_t j = 0; j < n; ++j) v[j] = p0[j];
   for (int64_t t = 0; t < P.T; ++t) {
     const R* xt = row<R>(x, t, i0, n, xb);
-    R* __restrict st = STORE_S ? s + t * P.N + i0 : nullptr;
     R* __restrict ut = STORE_U ? ub + t * u_rs : nullptr;
 #pragma GCC ivdep
     for (int64_t j = 0; j < n; ++j) {
@@ -104,12 +134,14 @@ void forward_chunk_impl(const Params& P, const Operand& x, const Operand& k, con
       R sp = (GE ? (uu >= v_th) : (uu > v_th)) ? R(1) : R(0);
       R r = SOFT ? (uu - v_th * sp) : (sp != R(0) ? v_reset : uu);
       v[j] = kk[j] * r;
-      if constexpr (STORE_S) st[j] = sp;
+      if constexpr (STORE_S) sb[j] = sp;
       if constexpr (STORE_U) ut[j] = uu;
     }
+    if constexpr (STORE_S) store_row(s + t * P.N + i0, sb, n, P.stream);
   }
   if (vT)
     for (int64_t j = 0; j < n; ++j) vT[i0 + j] = v[j];
+  if constexpr (STORE_S) store_fence(P.stream);
 }
 
 template <typename R, bool SOFT, bool GE>
@@ -151,7 +183,6 @@ void backward_chunk(const Params& P, const R* u, const Operand& x, const Operand
     const R* __restrict ut = ub + t * u_rs;
     const R* gst = row<R>(gs, t, i0, n, b1);
     const R* gut = row<R>(gu, t, i0, n, b2);
-    R* __restrict gxt = gx + t * P.N + i0;
 #pragma GCC ivdep
     for (int64_t j = 0; j < n; ++j) {
       R uu = ut[j];
@@ -168,10 +199,11 @@ void backward_chunk(const Params& P, const R* u, const Operand& x, const Operand
         R r = SOFT ? (uu - v_th * sp) : (uu + uu * sp * R(-1) + sp * v_reset);
         acc[j] = acc[j] + g[j] * r;
       }
-      gxt[j] = out;
       g[j] = out;
     }
+    store_row(gx + t * P.N + i0, g, n, P.stream);
   }
+  store_fence(P.stream);
   if (NEEDK)
     for (int64_t j = 0; j < n; ++j) gk[i0 + j] = acc[j];
 }

@@ -5,7 +5,7 @@ when a C++ compiler with OpenMP is available) runs the whole time loop per chunk
 of neurons (4096 float32), the chunks spread over ``torch.get_num_threads()`` OpenMP threads,
 state kept in local arrays. Its loops are compiled for AVX-512, AVX2 and the baseline ISA and
 the best one the CPU supports runs (identical results; ``kernel.isas()`` lists them). Large
-fresh outputs get a transparent-huge-page hint before the first write (:func:`_fresh`). It takes raw data pointers, sizes and strides from Python, so it needs no torch
+fresh outputs get a transparent-huge-page hint and a parallel first touch (:func:`_fresh`). It takes raw data pointers, sizes and strides from Python, so it needs no torch
 headers (an ordinary setuptools extension, no build isolation issue, no torch ABI coupling).
 
 The op is registered with :mod:`torch.library` (``spikeloom::neuron_seq`` and its backward
@@ -105,17 +105,26 @@ def _threads() -> int:
 #: outputs at least this large get the transparent-huge-page hint before the kernel's first
 #: write (below it the saving is small and the 2 MiB-aligned interior may be empty)
 HUGE_PAGE_MIN_BYTES = 8 << 20
+#: outputs at least this large are written with non-temporal (cache-bypassing) stores: they
+#: cannot stay in the cache anyway, and skipping the read-for-ownership saves a third of the
+#: write traffic; smaller ones are stored normally so the next layer finds them in cache
+STREAM_MIN_BYTES = 32 << 20
+
+
+def _stream(t: Tensor) -> bool:
+    return t.numel() * t.element_size() >= STREAM_MIN_BYTES
 
 
 def _fresh(shape: torch.Size | tuple[int, ...], dtype: torch.dtype) -> Tensor:
-    """An uninitialised output buffer; a large one is advised to use transparent huge pages
-    (Linux ``madvise(MADV_HUGEPAGE)``; a hint, values are unaffected), which makes the first
-    touch of a freshly mapped buffer several times cheaper (one page fault per 2 MiB instead
-    of per 4 KiB)."""
+    """An uninitialised output buffer. A large one (freshly mapped by the allocator, never
+    touched) is prepared for the kernel by ``kernel.prepare_output``: a transparent-huge-page
+    hint (Linux ``madvise(MADV_HUGEPAGE)``; one page fault per 2 MiB instead of per 4 KiB) and
+    a first touch of its pages split over the threads, so the operating system zeroes them in
+    parallel (values are unaffected: the buffer is uninitialised either way)."""
     t = torch.empty(shape, dtype=dtype)
     nbytes = t.numel() * t.element_size()
     if nbytes >= HUGE_PAGE_MIN_BYTES:
-        kernel.advise_huge(t.data_ptr(), nbytes)
+        kernel.prepare_output(t.data_ptr(), nbytes, _threads())
     return t
 
 
@@ -134,7 +143,7 @@ def _neuron_seq(x: Tensor, decay: Tensor, v0: Tensor | None, v_th: float, v_rese
         keep = (_operand(x, 1), _operand(k, 0), _operand(v0, 0))
         kernel.forward(x.dtype == torch.float64, T, N, *(o for _, o in keep), s.data_ptr(),
                        u.data_ptr() if need_u else 0, v.data_ptr(), v_th, v_reset, soft,
-                       fire_ge, _threads())
+                       fire_ge, _threads(), -1, _stream(s))
     return s, u, v
 
 
@@ -166,13 +175,14 @@ def _neuron_seq_backward(u: Tensor | None, x: Tensor | None, v0: Tensor | None, 
             u_c = u.contiguous()
             kernel.backward(ref.dtype == torch.float64, T, N, u_c.data_ptr(), *ops,
                             g_x.data_ptr(), g_k.data_ptr() if need_decay else 0, v_th, v_reset,
-                            soft, fire_ge, detach_reset, surrogate, width, _threads())
+                            soft, fire_ge, detach_reset, surrogate, width, _threads(), -1,
+                            None, None, _stream(g_x))
         else:
             rec = (_operand(x, 1), _operand(v0, 0))
             kernel.backward(ref.dtype == torch.float64, T, N, 0, *ops, g_x.data_ptr(),
                             g_k.data_ptr() if need_decay else 0, v_th, v_reset, soft, fire_ge,
                             detach_reset, surrogate, width, _threads(), -1,
-                            *(o for _, o in rec))
+                            *(o for _, o in rec), _stream(g_x))
     return g_x, g_k
 
 
