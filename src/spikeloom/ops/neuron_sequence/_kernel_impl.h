@@ -179,10 +179,13 @@ void backward_chunk(const Params& P, const R* u, const Operand& x, const Operand
     g[j] = g0[j];
     acc[j] = R(0);
   }
+  // an absent incoming gradient is a row of zeros, written once (not once per step)
+  if (!gs.ptr) row<R>(gs, 0, i0, n, b1);
+  if (!gu.ptr) row<R>(gu, 0, i0, n, b2);
   for (int64_t t = P.T - 1; t >= 0; --t) {
     const R* __restrict ut = ub + t * u_rs;
-    const R* gst = row<R>(gs, t, i0, n, b1);
-    const R* gut = row<R>(gu, t, i0, n, b2);
+    const R* gst = gs.ptr ? row<R>(gs, t, i0, n, b1) : b1;
+    const R* gut = gu.ptr ? row<R>(gu, t, i0, n, b2) : b2;
 #pragma GCC ivdep
     for (int64_t j = 0; j < n; ++j) {
       R uu = ut[j];
