@@ -30,6 +30,7 @@ setup(
         Extension(
             "spikeloom.ops.neuron_sequence._kernel",
             ["src/spikeloom/ops/neuron_sequence/_kernel.cpp"],
+            depends=["src/spikeloom/ops/neuron_sequence/_kernel_impl.h"],
             optional=True,
             language="c++",
             extra_compile_args=_KERNEL_ARGS,

@@ -9,10 +9,15 @@ surrogate (alpha 4), ``V_th`` 0.5, decay 0.2 (SpikingJelly: ``tau = 1.25``,
 random tensor. Time: best of ``--repeats``, forward + backward, one thread count for all.
 
 Bandwidth: a copy benchmark in the same run (``dst.copy_(src)`` of ``--copy-mb`` MB; bytes
-moved = read + write). The kernel's *effective* bandwidth counts the bytes it must move at
-least: forward reads ``x`` and writes ``s``, ``u`` (12 B/neuron-step in float32), backward
-reads ``u``, ``g_s`` and writes ``g_x`` (12 B) — 24 B per neuron-step in all.
-Targets: >= 5x SpikingJelly, >= 50 % of the measured copy bandwidth.
+moved = read + write). The kernel's *effective* bandwidth counts the bytes a spiking layer's
+op must move at least: forward reads ``x`` and writes ``s`` (8 B/neuron-step in float32),
+backward reads ``x`` (to recompute ``u``), ``g_s`` and writes ``g_x`` (12 B) — 20 B per
+neuron-step in all. ``cpu_kernel`` is the path a LIF layer takes (``need_u=False``: ``u`` not
+stored, recomputed in backward); ``cpu_kernel+u`` stores ``u`` (LIAF, probed neurons); the
+other backends always store it.
+Targets: >= 5x SpikingJelly, >= 50 % of the measured copy bandwidth. The op must write fresh
+outputs (spikes, gradient), which the reused ``copy_`` buffer never pays for (page faults and
+the kernel zeroing new pages); ``clone()`` (a fresh output, like any op's) is printed beside it.
 
 Usage: PYTHONPATH=src:/tmp/peer_sj python benchmarks/bench_kernels.py [--threads N]
 """
@@ -31,6 +36,8 @@ from spikeloom.ops.neuron_sequence import NeuronSpec
 
 SHAPES = [(8, 32, 64, 16, 16), (32, 32, 64, 16, 16), (16, 128, 1024)]
 SPEC = NeuronSpec.make(v_th=0.5, surrogate="sigmoid", width=4.0, fire_ge=True)
+#: spikeloom's LIF default surrogate (STBP's rectangle): cheaper backward than the sigmoid
+SPEC_RECT = NeuronSpec.make(v_th=0.5, surrogate="rectangular", width=1.0, fire_ge=True)
 DECAY = 0.2
 
 
@@ -44,12 +51,13 @@ def best_time(step: Callable[[], None], repeats: int) -> float:
     return best
 
 
-def backend_step(name: str, x: torch.Tensor, g: torch.Tensor) -> Callable[[], None]:
+def backend_step(name: str, x: torch.Tensor, g: torch.Tensor, need_u: bool = False,
+                 spec: NeuronSpec = SPEC) -> Callable[[], None]:
     fn = get_backend("neuron_sequence", name).fn
 
     def step() -> None:
         xi = x.detach().requires_grad_()
-        s, _, _ = fn(xi, DECAY, SPEC, None)
+        s, _, _ = fn(xi, DECAY, spec, None, need_u=need_u)
         s.backward(g)
 
     return step
@@ -72,11 +80,13 @@ def spikingjelly_step(x: torch.Tensor, g: torch.Tensor) -> Callable[[], None] | 
     return step
 
 
-def copy_bandwidth(mb: int, repeats: int) -> float:
+def copy_bandwidth(mb: int, repeats: int) -> tuple[float, float]:
+    """(``copy_`` into a reused buffer, ``clone()`` into a fresh one) in bytes/s, read + write."""
     src = torch.rand(mb * 2**20 // 4)
     dst = torch.empty_like(src)
     t = best_time(lambda: dst.copy_(src), repeats)
-    return 2 * src.numel() * 4 / t
+    t_fresh = best_time(lambda: src.clone(), repeats)
+    return 2 * src.numel() * 4 / t, 2 * src.numel() * 4 / t_fresh
 
 
 def main() -> None:
@@ -90,8 +100,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}, "
           f"{torch.get_num_threads()} threads, best of {args.repeats}, float32, CPU")
-    bw = copy_bandwidth(args.copy_mb, args.repeats)
-    print(f"copy bandwidth ({args.copy_mb} MB copy_, read + write): {bw / 1e9:.2f} GB/s")
+    bw, bw_fresh = copy_bandwidth(args.copy_mb, args.repeats)
+    print(f"copy bandwidth ({args.copy_mb} MB copy_, read + write): {bw / 1e9:.2f} GB/s "
+          f"(target base); into a fresh tensor (clone): {bw_fresh / 1e9:.2f} GB/s")
     have = available_backends("neuron_sequence", "cpu")
     for shape in SHAPES:
         torch.manual_seed(0)
@@ -103,6 +114,8 @@ def main() -> None:
             if name not in have or (name == "reference" and n > args.skip_naive_above):
                 continue
             rows[name] = best_time(backend_step(name, x, g), args.repeats)
+            if name == "cpu_kernel":  # potentials stored for backward (LIAF, probes)
+                rows["cpu_kernel+u"] = best_time(backend_step(name, x, g, True), args.repeats)
         sj = spikingjelly_step(x, g)
         if sj is not None:
             rows["spikingjelly"] = best_time(sj, args.repeats)
@@ -116,9 +129,14 @@ def main() -> None:
             print("  spikingjelly : not importable (pip install --no-deps --target DIR "
                   "spikingjelly; PYTHONPATH=src:DIR)")
         if base:
-            eff = 24 * n / base
+            eff = 20 * n / base
             print(f"  cpu_kernel effective bandwidth {eff / 1e9:.2f} GB/s = "
-                  f"{100 * eff / bw:.0f} % of copy (target >= 50 %)")
+                  f"{100 * eff / bw:.0f} % of copy (target >= 50 %), "
+                  f"{100 * eff / bw_fresh:.0f} % of clone")
+            t_rect = best_time(backend_step("cpu_kernel", x, g, spec=SPEC_RECT), args.repeats)
+            eff_r = 20 * n / t_rect
+            print(f"  cpu_kernel, rectangular surrogate (spikeloom's LIF default): "
+                  f"{t_rect * 1e3:.2f} ms, {100 * eff_r / bw:.0f} % of copy")
 
 
 if __name__ == "__main__":

@@ -79,17 +79,24 @@ def _rel_l2(a, b) -> float:
     return float((a.double() - b.double()).norm()) / den if den else float(a.double().norm())
 
 
-def _neuron_compare(fn, ref, spec, x, decay, v0, where: str, loss_on=("s", "u", "v")) -> None:
+def _neuron_compare(fn, ref, spec, x, decay, v0, where: str, loss_on=("s", "u", "v"),
+                    need_u: bool = True) -> None:
     """Run ``fn`` and ``ref`` on the same inputs; spikes must be equal, potentials, state and
     the gradients of a loss reaching every output must agree to rel. L2 1e-6 (float32) or
-    1e-12 (float64, i.e. equal up to rounding)."""
+    1e-12 (float64, i.e. equal up to rounding). With ``need_u=False`` ``fn`` must return no
+    potentials (``None``) and the loss leaves them out."""
     import torch
 
     tol = 1e-12 if x.dtype == torch.float64 else 1e-6
+    if not need_u:
+        loss_on = tuple(o for o in loss_on if o != "u")
     inputs = [t for t in (x, decay, v0) if isinstance(t, torch.Tensor) and t.requires_grad]
     results = []
     for f in (fn, ref):
-        s, u, v = f(x, decay, spec, v0)
+        s, u, v = f(x, decay, spec, v0, need_u=need_u) if f is fn else f(x, decay, spec, v0)
+        if f is fn and not need_u:
+            assert u is None, where
+            u = f(x, decay, spec, v0)[1]  # compared below like any run
         w = torch.linspace(0.5, 1.5, s.numel(), dtype=x.dtype).view_as(s)
         loss = sum(((s * w).sum() if "s" in loss_on else 0.0,
                     (u * w.flip(0)).sum() if "u" in loss_on else 0.0,
@@ -141,8 +148,11 @@ def test_neuron_backend_every_combination(backend: str, dtype: str) -> None:
                  .requires_grad_()}[dk]
         v0 = (torch.rand(2, 3, 5, generator=gen, dtype=dt) * 0.3).requires_grad_() \
             if with_v0 else None
-        _neuron_compare(fn, ref, spec, x, decay, v0, f"{backend} {dtype} combo {i}: "
-                        f"{sur} {reset} ge={ge} detach={det} decay={dk} v0={with_v0}")
+        # need_u=False changes the computation only in cpu_kernel (it recomputes u in backward)
+        for need_u in (True, False) if backend == "cpu_kernel" else (True,):
+            _neuron_compare(fn, ref, spec, x, decay, v0, f"{backend} {dtype} combo {i}: "
+                            f"{sur} {reset} ge={ge} detach={det} decay={dk} v0={with_v0} "
+                            f"need_u={need_u}", need_u=need_u)
 
 
 @pytest.mark.parametrize("backend", _neuron_backends())
@@ -168,7 +178,8 @@ def test_neuron_backend_shapes_strides_and_edge_cases(backend: str) -> None:
             x = torch.rand(*shape[:-1], 2 * shape[-1], generator=gen)[..., ::2] * 0.9
         x.requires_grad_()
         _neuron_compare(fn, ref, spec, x, 0.5, None, f"trial {trial} shape {shape}",
-                        loss_on=("s", "u", "v") if trial % 2 else ("s",))
+                        loss_on=("s", "u", "v") if trial % 2 else ("s",),
+                        need_u=trial % 4 != 0)
     empty = torch.rand(3, 0, 4).requires_grad_()  # empty batch
     s, u, v = fn(empty, 0.5, spec)
     assert s.shape == (3, 0, 4) and v.shape == (0, 4)
@@ -209,10 +220,11 @@ def test_cpu_kernel_falls_back_and_traces_under_compile() -> None:
     xh = torch.rand(4, 3, 5).to(torch.bfloat16)
     assert torch.equal(fn(xh, 0.5, NeuronSpec())[0], fused(xh, 0.5, NeuronSpec())[0])
 
-    torch.library.opcheck(torch.ops.spikeloom.neuron_seq.default,
-                          (torch.rand(3, 2, 4, dtype=torch.float64).requires_grad_(),
-                           torch.tensor(0.5, dtype=torch.float64), None, 0.5, 0.0, False,
-                           False, False, 2, 4.0))
+    for need_u in (True, False):
+        torch.library.opcheck(torch.ops.spikeloom.neuron_seq.default,
+                              (torch.rand(3, 2, 4, dtype=torch.float64).requires_grad_(),
+                               torch.tensor(0.5, dtype=torch.float64), None, 0.5, 0.0, False,
+                               False, False, 2, 4.0, need_u))
     lif = LIF(surrogate="arctan", learn_decay=True)
     lif.check_finite = False  # its data-dependent check would be a graph break
     x = torch.rand(6, 2, 8) * 0.9
@@ -226,6 +238,63 @@ def test_cpu_kernel_falls_back_and_traces_under_compile() -> None:
     out.sum().backward()
     assert torch.equal(out, eager_out)
     torch.testing.assert_close(lif.decay_logit.grad, g_eager)
+
+
+def test_cpu_kernel_recompute_and_isa_variants_are_bit_identical() -> None:
+    """The backward that recomputes ``u`` (``need_u=False``) gives the same gradients bit for
+    bit as the one reading the saved ``u``, over chunk boundaries and several threads; every
+    compiled ISA variant (AVX-512 / AVX2 / baseline, where the CPU has them) gives the same
+    spikes, potentials and gradients bit for bit."""
+    import torch
+
+    from spikeloom.ops.neuron_sequence import NeuronSpec
+    from spikeloom.ops.neuron_sequence import cpu_kernel as ck
+
+    if ck.kernel is None:
+        pytest.skip(ck.unavailable_reason())
+    gen = torch.Generator().manual_seed(3)
+    for dt in (torch.float32, torch.float64):
+        for spec, decay in ((NeuronSpec.make(surrogate="sigmoid", fire_ge=True), 0.3),
+                            (NeuronSpec.make(surrogate="triangular", reset="soft"),
+                             torch.rand(7, 1, generator=gen, dtype=dt).add(0.2))):
+            x = torch.rand(9, 5, 7, 300, generator=gen, dtype=dt)  # 10,500 neurons: 3+ chunks
+            v0 = torch.rand(5, 7, 300, generator=gen, dtype=dt) * 0.2
+            g = torch.randn(x.shape, generator=gen, dtype=dt)
+            grads = []
+            for need_u in (True, False):
+                xi, v0i = x.clone().requires_grad_(), v0.clone().requires_grad_()
+                d = decay.clone().requires_grad_() if isinstance(decay, torch.Tensor) else decay
+                s, _, v = ck.neuron_sequence_cpu_kernel(xi, d, spec, v0i, need_u=need_u)
+                (s * g).sum().add((v ** 2).sum()).backward()
+                grads.append((s, xi.grad, v0i.grad,
+                              d.grad if isinstance(d, torch.Tensor) else None))
+            for a, b in zip(*grads):
+                assert (a is None and b is None) or torch.equal(a, b), dt
+    k = ck.kernel
+    isas = k.isas()
+    assert isas[-1] == "base" and set(isas) <= set(k.all_isas())
+    x = torch.rand(6, 5000, generator=gen) * 0.9
+    g = torch.randn(6, 5000, generator=gen)
+    kt = torch.tensor(0.25)
+    outs = []
+    for name in isas:
+        isa = k.all_isas().index(name)
+        s, u, v, gx = (torch.empty(6, 5000), torch.empty(6, 5000), torch.empty(5000),
+                       torch.empty(6, 5000))
+        k.forward(False, 6, 5000, (x.data_ptr(), 5000, 1), (kt.data_ptr(), 0, 0), (0, 0, 0),
+                  s.data_ptr(), u.data_ptr(), v.data_ptr(), 0.5, 0.0, False, False, 2, isa)
+        k.backward(False, 6, 5000, u.data_ptr(), (kt.data_ptr(), 0, 0), (g.data_ptr(), 5000, 1),
+                   (0, 0, 0), (0, 0, 0), gx.data_ptr(), 0, 0.5, 0.0, False, False, False, 2,
+                   4.0, 2, isa)
+        outs.append((s, u, v, gx))
+    for o in outs[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(outs[0], o))
+    unsupported = [i for i, n in enumerate(k.all_isas()) if n not in isas]
+    for i in unsupported:  # named but not on this CPU: a clear error, nothing run
+        with pytest.raises(ValueError, match="not available"):
+            k.forward(False, 6, 5000, (x.data_ptr(), 5000, 1), (kt.data_ptr(), 0, 0),
+                      (0, 0, 0), s.data_ptr(), u.data_ptr(), v.data_ptr(), 0.5, 0.0, False,
+                      False, 1, i)
 
 
 # ----------------------------------------------------------------------------- frames

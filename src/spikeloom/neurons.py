@@ -115,7 +115,13 @@ class BaseNeuron(Probed, nn.Module):
         """Factor applied to the input current before charging (PLIF uses ``1 - k``)."""
         return 1.0
 
-    def _run(self, x: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    def _needs_potential(self) -> bool:
+        """Whether this forward needs the pre-reset potentials ``u``: for an :meth:`output` that
+        reads them (LIAF, any override) or for a probe. Otherwise the op may skip them (the
+        ``cpu_kernel`` backend then stores nothing but spikes and recomputes ``u`` in backward)."""
+        return self.probed or type(self).output is not BaseNeuron.output
+
+    def _run(self, x: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor]:
         if x.ndim < 2:
             raise ValueError(
                 f"{type(self).__name__} expects a sequence [T, B, ...], got shape "
@@ -129,7 +135,8 @@ class BaseNeuron(Probed, nn.Module):
         scale = self.input_scale()
         if not (isinstance(scale, float) and scale == 1.0):
             x = x * scale
-        s, u, v = neuron_sequence(x, self.decay_factor(), self.spec, state)
+        s, u, v = neuron_sequence(x, self.decay_factor(), self.spec, state,
+                                  need_u=self._needs_potential())
         if self.check_finite and not bool(torch.isfinite(v).all()):
             raise NonFiniteError(
                 self, f"{type(self).__name__} got NaN or infinite input current (or state); "
@@ -140,8 +147,9 @@ class BaseNeuron(Probed, nn.Module):
             self.emit("potential", u)
         return s, u, v
 
-    def output(self, s: Tensor, u: Tensor) -> Tensor:
-        """What the neuron transmits, from spikes ``s`` and pre-reset potentials ``u``."""
+    def output(self, s: Tensor, u: Tensor | None) -> Tensor:
+        """What the neuron transmits, from spikes ``s`` and pre-reset potentials ``u`` (``u`` is
+        ``None`` for this base version, which does not read it; an override always gets it)."""
         return s
 
     def forward(

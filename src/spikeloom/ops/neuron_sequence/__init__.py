@@ -48,8 +48,9 @@ register_backend(OP, "cpu_kernel", neuron_sequence_cpu_kernel, devices=("cpu",),
 
 
 def neuron_sequence(
-    x: Tensor, decay: float | Tensor, spec: NeuronSpec, v0: Tensor | None = None
-) -> tuple[Tensor, Tensor, Tensor]:
+    x: Tensor, decay: float | Tensor, spec: NeuronSpec, v0: Tensor | None = None, *,
+    need_u: bool = True,
+) -> tuple[Tensor, Tensor | None, Tensor]:
     """Run the recurrence over a whole sequence with the selected backend.
 
     Args:
@@ -58,10 +59,15 @@ def neuron_sequence(
             learnable per-channel decay ``[C, 1, 1]``); gradients flow to a tensor decay.
         spec: firing and reset rule (:class:`NeuronSpec`).
         v0: initial post-leak potential ``[B, ...]`` (streaming); ``None`` = rest.
+        need_u: return the pre-reset potentials. With ``False`` the result's ``u`` is ``None``
+            and a backend may skip them: ``cpu_kernel`` then writes only spikes and saves the
+            input ``x`` instead of ``u`` for backward, which recomputes ``u`` chunk by chunk
+            (same gradients bit for bit, one ``[T, B, ...]`` buffer less written in forward).
 
     Returns:
         ``(s, u, v_T)``: spikes ``[T, B, ...]`` (0/1, differentiable through the surrogate),
-        pre-reset potentials ``[T, B, ...]`` and the final state ``[B, ...]``.
+        pre-reset potentials ``[T, B, ...]`` (``None`` when ``need_u`` is false) and the
+        final state ``[B, ...]``.
     """
     if x.ndim < 2:
         raise ValueError(
@@ -72,4 +78,4 @@ def neuron_sequence(
         raise ValueError(f"the sequence is empty (T = 0, shape {tuple(x.shape)})")
     if isinstance(decay, Tensor):
         decay = decay.to(x.dtype)
-    return select(OP, x.device.type).fn(x, decay, spec, v0)
+    return select(OP, x.device.type).fn(x, decay, spec, v0, need_u=need_u)

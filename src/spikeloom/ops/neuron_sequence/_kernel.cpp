@@ -4,18 +4,38 @@
 // sizes and strides as integers, so no torch headers are needed and the build is an ordinary
 // setuptools Extension. Each operand is a [T, N] array (N = neurons = B * C * H * W ...) whose
 // neuron axis is either contiguous (stride 1) or broadcast (stride 0); its time stride is free.
-// The neuron axis is cut into chunks of CH neurons; OpenMP threads take whole chunks and run
-// the time loop over a chunk with its state in a small local array (registers / L1), so every
-// element is read and written once per pass and the inner loops vectorise.
+// The neuron axis is cut into chunks of up to 16 KiB of neurons (4096 float32, 2048 float64);
+// OpenMP threads take whole chunks and run the time loop over a chunk with its state in small
+// local arrays (L1/L2), so every element is read and written once per pass, each row access is
+// a long contiguous run (few TLB misses, prefetch-friendly), and the inner loops vectorise.
+//
+// ISA variants: the kernel bodies (_kernel_impl.h) are compiled three times, for AVX-512,
+// AVX2 and the baseline ISA, with `#pragma GCC target` (GCC/Clang on x86-64; elsewhere only the
+// baseline), and the best variant the running CPU supports is used unless the caller names
+// one. The variants give identical results: no FMA contraction and the same operations in the
+// same order in each, only the vector width differs.
+//
+// Fresh output buffers: `prepare_output` asks Linux for transparent huge pages on a large, not
+// yet touched buffer and touches its pages in parallel (see there).
 //
 // The arithmetic follows the reference loop operation by operation (no FMA contraction: the
 // build passes -ffp-contract=off), so spikes are bit-identical to the reference.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -23,7 +43,9 @@
 
 namespace {
 
-constexpr int64_t CH = 256;  // neurons per chunk
+constexpr int64_t CHUNK_BYTES = 16384;  // per state array and chunk
+template <typename R>
+constexpr int64_t kChunk = CHUNK_BYTES / int64_t(sizeof(R));  // neurons per chunk at most
 
 struct Operand {  // a [T, N] array: element (t, i) at ptr[t * st + i * sn], sn in {0, 1}
   uintptr_t ptr;
@@ -33,205 +55,84 @@ struct Operand {  // a [T, N] array: element (t, i) at ptr[t * st + i * sn], sn 
 
 enum Surr { RECT = 0, TRI = 1, SIGMOID = 2, ATAN = 3, GAUSS = 4 };
 
-// exp(x) for the surrogates: float uses a branch-free polynomial the compiler vectorises
-// (range reduction x = n·ln2 + r, |r| <= ln2/2, degree-7 Taylor polynomial, error ~1e-7
-// relative, argument clamped to [-80, 80] where the surrogates are ~1e-35 anyway); double
-// keeps the C library's exp.
-inline float vexp(float x) {
-  x = x < -80.0f ? -80.0f : (x > 80.0f ? 80.0f : x);
-  const float magic = 12582912.0f;  // 1.5·2^23: adding and subtracting it rounds to integer
-  float n = (x * 1.44269504088896341f + magic) - magic;
-  float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;  // ln2 split in two parts
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
-inline double vexp(double x) { return std::exp(x); }
-
-// Surrogate derivative h(z) with its constants computed once (a division or square root
-// inside the loop would keep the compiler from if-converting and vectorising it).
-template <typename R, int S>
-struct Surrogate {
-  R c0, c1, c2;
-  explicit Surrogate(R p) {
-    if constexpr (S == RECT) {
-      c0 = p / R(2);
-      c1 = R(1) / p;
-    } else if constexpr (S == TRI) {
-      c0 = std::sqrt(p) / R(2);
-      c1 = p / R(4);
-    } else if constexpr (S == SIGMOID) {
-      c0 = p;
-    } else if constexpr (S == ATAN) {
-      c0 = R(M_PI / 2) * p;
-      c1 = p / R(2);
-    } else {
-      c0 = p;
-      c1 = p * std::sqrt(R(2 * M_PI));
-    }
-  }
-  inline R operator()(R z) const {
-    if constexpr (S == RECT) {
-      return (std::fabs(z) < c0) ? c1 : R(0);
-    } else if constexpr (S == TRI) {
-      R g = c0 - c1 * std::fabs(z);
-      return g > R(0) ? g : R(0);
-    } else if constexpr (S == SIGMOID) {
-      R sg = R(1) / (R(1) + vexp(-(c0 * z)));
-      return c0 * sg * (R(1) - sg);
-    } else if constexpr (S == ATAN) {
-      R w = c0 * z;
-      return c1 / (R(1) + w * w);
-    } else {
-      R w = z / c0;
-      return vexp(R(-0.5) * (w * w)) / c1;
-    }
-  }
-};
-
-// Pointer to the n neurons [i0, i0 + n) of row t; a broadcast or absent (ptr 0: zeros) row
-// is written into buf.
-template <typename R>
-inline const R* row(const Operand& a, int64_t t, int64_t i0, int64_t n, R* buf) {
-  if (!a.ptr) {
-    for (int64_t j = 0; j < n; ++j) buf[j] = R(0);
-    return buf;
-  }
-  const R* p = reinterpret_cast<const R*>(a.ptr) + t * a.st;
-  if (a.sn) return p + i0;
-  for (int64_t j = 0; j < n; ++j) buf[j] = p[0];
-  return buf;
-}
-
 struct Params {
   double v_th, v_reset, surr_p;
   int soft, fire_ge, detach, surr;
   int64_t T, N;
+  int stream;  // non-temporal stores for the spike / input-gradient outputs
 };
 
-template <typename R, bool SOFT, bool GE>
-void forward_chunk(const Params& P, const Operand& x, const Operand& k, const Operand& v0,
-                   R* s, R* u, R* vT, int64_t i0, int64_t n) {
-  alignas(64) R v[CH], kb[CH], xb[CH];
-  const R v_th = R(P.v_th), v_reset = R(P.v_reset);
-  const R* kk = row<R>(k, 0, i0, n, kb);
-  const R* p0 = row<R>(v0, 0, i0, n, xb);  // zeros when absent
-  for (int64_t j = 0; j < n; ++j) v[j] = p0[j];
-  for (int64_t t = 0; t < P.T; ++t) {
-    const R* xt = row<R>(x, t, i0, n, xb);
-    R* __restrict st = s + t * P.N + i0;
-    R* __restrict ut = u + t * P.N + i0;
-#pragma GCC ivdep
-    for (int64_t j = 0; j < n; ++j) {
-      R uu = v[j] + xt[j];
-      R sp = (GE ? (uu >= v_th) : (uu > v_th)) ? R(1) : R(0);
-      R r = SOFT ? (uu - v_th * sp) : (sp != R(0) ? v_reset : uu);
-      v[j] = kk[j] * r;
-      st[j] = sp;
-      ut[j] = uu;
-    }
-  }
-  for (int64_t j = 0; j < n; ++j) vT[i0 + j] = v[j];
-}
-
-// dL/dx[t] = g_u[t] + g_s[t]·h(u[t] - V_th) + k·(dr/du)·dL/dv[t];  dL/dv[t-1] = dL/dx[t];
-// dL/dk += dL/dv[t]·r[t]. Absent gradients are zeros (adding a zero is exact).
-template <typename R, int S, bool SOFT, bool GE, bool DETACH, bool NEEDK>
-void backward_chunk(const Params& P, const R* u, const Operand& k, const Operand& gs,
-                    const Operand& gu, const Operand& gv, R* gx, R* gk, int64_t i0, int64_t n) {
-  alignas(64) R g[CH], acc[CH], kb[CH], b1[CH], b2[CH];
-  const R v_th = R(P.v_th), v_reset = R(P.v_reset);
-  const Surrogate<R, S> surrogate_grad(static_cast<R>(P.surr_p));
-  const R* kk = row<R>(k, 0, i0, n, kb);
-  const R* g0 = row<R>(gv, 0, i0, n, b1);
-  for (int64_t j = 0; j < n; ++j) {
-    g[j] = g0[j];
-    acc[j] = R(0);
-  }
-  for (int64_t t = P.T - 1; t >= 0; --t) {
-    const R* __restrict ut = u + t * P.N + i0;
-    const R* gst = row<R>(gs, t, i0, n, b1);
-    const R* gut = row<R>(gu, t, i0, n, b2);
-    R* __restrict gxt = gx + t * P.N + i0;
-#pragma GCC ivdep
-    for (int64_t j = 0; j < n; ++j) {
-      R uu = ut[j];
-      R h = surrogate_grad(uu - v_th);
-      R sp = (GE ? (uu >= v_th) : (uu > v_th)) ? R(1) : R(0);
-      R m;  // dr/du
-      if constexpr (SOFT)
-        m = DETACH ? R(1) : (h * -v_th + R(1));
-      else
-        m = DETACH ? (R(1) - sp) : ((R(1) - sp) + (v_reset - uu) * h);
-      R out = gut[j] + gst[j] * h;
-      out = out + (m * kk[j]) * g[j];
-      if constexpr (NEEDK) {
-        R r = SOFT ? (uu - v_th * sp) : (uu + uu * sp * R(-1) + sp * v_reset);
-        acc[j] = acc[j] + g[j] * r;
-      }
-      gxt[j] = out;
-      g[j] = out;
-    }
-  }
-  if (NEEDK)
-    for (int64_t j = 0; j < n; ++j) gk[i0 + j] = acc[j];
-}
-
-// Compile-time dispatch: one specialised (branch-free, vectorisable) loop per combination.
+// Kernel entry points (one per specialisation) and the pickers that choose them.
 template <typename R>
 using FwdFn = void (*)(const Params&, const Operand&, const Operand&, const Operand&, R*, R*,
                        R*, int64_t, int64_t);
 template <typename R>
-using BwdFn = void (*)(const Params&, const R*, const Operand&, const Operand&,
-                       const Operand&, const Operand&, R*, R*, int64_t, int64_t);
+using BwdFn = void (*)(const Params&, const R*, const Operand&, const Operand&, const Operand&,
+                       const Operand&, const Operand&, const Operand&, R*, R*, R*, int64_t,
+                       int64_t);
 
 template <typename R>
-FwdFn<R> pick_forward(const Params& P) {
-  if (P.soft) return P.fire_ge ? forward_chunk<R, true, true> : forward_chunk<R, true, false>;
-  return P.fire_ge ? forward_chunk<R, false, true> : forward_chunk<R, false, false>;
-}
-
-template <typename R, int S, bool SOFT, bool GE, bool DETACH>
-BwdFn<R> pick_backward_k(bool needk) {
-  return needk ? backward_chunk<R, S, SOFT, GE, DETACH, true>
-               : backward_chunk<R, S, SOFT, GE, DETACH, false>;
-}
-
-template <typename R, int S>
-BwdFn<R> pick_backward_s(const Params& P, bool needk) {
-  const int c = (P.soft ? 4 : 0) + (P.fire_ge ? 2 : 0) + (P.detach ? 1 : 0);
-  switch (c) {
-    case 0: return pick_backward_k<R, S, false, false, false>(needk);
-    case 1: return pick_backward_k<R, S, false, false, true>(needk);
-    case 2: return pick_backward_k<R, S, false, true, false>(needk);
-    case 3: return pick_backward_k<R, S, false, true, true>(needk);
-    case 4: return pick_backward_k<R, S, true, false, false>(needk);
-    case 5: return pick_backward_k<R, S, true, false, true>(needk);
-    case 6: return pick_backward_k<R, S, true, true, false>(needk);
-    default: return pick_backward_k<R, S, true, true, true>(needk);
-  }
-}
-
+using FwdPick = FwdFn<R> (*)(const Params&);
 template <typename R>
-BwdFn<R> pick_backward(const Params& P, bool needk) {
-  switch (P.surr) {
-    case RECT: return pick_backward_s<R, RECT>(P, needk);
-    case TRI: return pick_backward_s<R, TRI>(P, needk);
-    case SIGMOID: return pick_backward_s<R, SIGMOID>(P, needk);
-    case ATAN: return pick_backward_s<R, ATAN>(P, needk);
-    default: return pick_backward_s<R, GAUSS>(P, needk);
-  }
+using BwdPick = BwdFn<R> (*)(const Params&, bool);
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define SPIKELOOM_X86_VARIANTS 1
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,prefer-vector-width=512")
+namespace isa_avx512 {
+#include "_kernel_impl.h"
+}
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx2")
+namespace isa_avx2 {
+#include "_kernel_impl.h"
+}
+#pragma GCC pop_options
+#endif
+namespace isa_base {
+#include "_kernel_impl.h"
 }
 
+// Variant table, best first: name, support test, float/double forward and backward pickers.
+struct Variant {
+  const char* name;
+  bool (*supported)();
+  FwdPick<float> ff;
+  FwdPick<double> fd;
+  BwdPick<float> bf;
+  BwdPick<double> bd;
+};
+#define SPIKELOOM_VARIANT(NAME, NS, TEST)                                              \
+  Variant {                                                                             \
+    NAME, TEST, NS::pick_forward<float>, NS::pick_forward<double>, NS::pick_backward<float>, \
+        NS::pick_backward<double>                                                       \
+  }
+const Variant kVariants[] = {
+#ifdef SPIKELOOM_X86_VARIANTS
+    SPIKELOOM_VARIANT("avx512", isa_avx512, []() {
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+    }),
+    SPIKELOOM_VARIANT("avx2", isa_avx2, []() { return bool(__builtin_cpu_supports("avx2")); }),
+#endif
+    SPIKELOOM_VARIANT("base", isa_base, []() { return true; }),
+};
+constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
+
+// The variant to run: `isa` < 0 picks the best supported one; otherwise that index if the CPU
+// supports it, else nullptr (a Python error is set).
+const Variant* pick_variant(int isa) {
+  if (isa < 0) {
+    for (const Variant& v : kVariants)
+      if (v.supported()) return &v;
+  } else if (isa < kNumVariants && kVariants[isa].supported()) {
+    return &kVariants[isa];
+  }
+  PyErr_Format(PyExc_ValueError, "ISA variant %d is not available on this CPU", isa);
+  return nullptr;
+}
 bool parse_operand(PyObject* tup, Operand* o) {
   unsigned long long p;
   long long st, sn;
@@ -246,43 +147,59 @@ bool parse_operand(PyObject* tup, Operand* o) {
   return true;
 }
 
+// Per-thread scratch for the recomputed potentials of one chunk: grown on demand and kept (the
+// OpenMP pool's threads persist), so steady-state calls touch no fresh memory. About T x 16 KiB
+// at most per thread (the chunk cap keeps it near 512 KiB for usual T).
+template <typename R>
+R* thread_scratch(int64_t count) {
+  thread_local std::vector<R> buf;
+  if (int64_t(buf.size()) < count) buf.resize(size_t(count));
+  return buf.data();
+}
+
 template <typename F>
-void parallel_chunks(int64_t N, int threads, F fn) {
-  const int64_t nchunks = (N + CH - 1) / CH;
+void parallel_chunks(int64_t N, int threads, int64_t max_chunk, F fn) {
+  // at least ~4 chunks per thread for balance, at most max_chunk, a multiple of 64 neurons
+  int64_t ch = (N / (4 * int64_t(threads > 0 ? threads : 1)) + 63) / 64 * 64;
+  ch = std::max<int64_t>(std::min<int64_t>(ch, max_chunk), std::min<int64_t>(256, max_chunk));
+  const int64_t nchunks = (N + ch - 1) / ch;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && nchunks > 1)
 #endif
   for (int64_t c = 0; c < nchunks; ++c) {
-    int64_t i0 = c * CH;
-    fn(i0, (N - i0) < CH ? (N - i0) : CH);
+    int64_t i0 = c * ch;
+    fn(i0, (N - i0) < ch ? (N - i0) : ch);
   }
   (void)threads;
 }
 
-// forward(is_double, T, N, x, k, v0, s_ptr, u_ptr, vT_ptr, v_th, v_reset, soft, fire_ge,
-//         threads); operands are (ptr, time stride, neuron stride) tuples, v0's ptr 0 = rest.
+// forward(is_double, T, N, x, k, v0, s_ptr, u_ptr (0: not stored), vT_ptr, v_th, v_reset, soft,
+//         fire_ge, threads[, isa[, stream]]): stream = non-temporal stores for the spikes.
+// Operands are (ptr, time stride, neuron stride) tuples, v0's ptr 0 = rest.
 PyObject* py_forward(PyObject*, PyObject* args) {
-  int is_double, soft, fire_ge, threads;
+  int is_double, soft, fire_ge, threads, isa = -1, stream = 0;
   long long T, N;
   PyObject *ox, *ok, *ov0;
   unsigned long long ps, pu, pv;
   double v_th, v_reset;
-  if (!PyArg_ParseTuple(args, "pLLOOOKKKddppi", &is_double, &T, &N, &ox, &ok, &ov0, &ps, &pu,
-                        &pv, &v_th, &v_reset, &soft, &fire_ge, &threads))
+  if (!PyArg_ParseTuple(args, "pLLOOOKKKddppi|ip", &is_double, &T, &N, &ox, &ok, &ov0, &ps,
+                        &pu, &pv, &v_th, &v_reset, &soft, &fire_ge, &threads, &isa, &stream))
     return nullptr;
+  const Variant* var = pick_variant(isa);
+  if (!var) return nullptr;
   Operand x, k, v0;
   if (!parse_operand(ox, &x) || !parse_operand(ok, &k) || !parse_operand(ov0, &v0))
     return nullptr;
-  Params P{v_th, v_reset, 0.0, soft, fire_ge, 0, 0, T, N};
+  Params P{v_th, v_reset, 0.0, soft, fire_ge, 0, 0, T, N, stream};
   Py_BEGIN_ALLOW_THREADS
   if (is_double) {
-    FwdFn<double> f = pick_forward<double>(P);
-    parallel_chunks(N, threads, [&](int64_t i0, int64_t n) {
+    FwdFn<double> f = var->fd(P);
+    parallel_chunks(N, threads, kChunk<double>, [&](int64_t i0, int64_t n) {
       f(P, x, k, v0, (double*)ps, (double*)pu, (double*)pv, i0, n);
     });
   } else {
-    FwdFn<float> f = pick_forward<float>(P);
-    parallel_chunks(N, threads, [&](int64_t i0, int64_t n) {
+    FwdFn<float> f = var->ff(P);
+    parallel_chunks(N, threads, kChunk<float>, [&](int64_t i0, int64_t n) {
       f(P, x, k, v0, (float*)ps, (float*)pu, (float*)pv, i0, n);
     });
   }
@@ -291,36 +208,54 @@ PyObject* py_forward(PyObject*, PyObject* args) {
 }
 
 // backward(is_double, T, N, u_ptr, k, g_s, g_u, g_v, gx_ptr, gk_ptr, v_th, v_reset, soft,
-//          fire_ge, detach, surrogate, surrogate_param, threads); absent grads have ptr 0.
+//          fire_ge, detach, surrogate, surrogate_param, threads[, isa[, x, v0[, stream]]]);
+//          stream = non-temporal stores for the input gradient; absent grads
+//          have ptr 0. With u_ptr 0 the potentials are recomputed from the operands x and v0
+//          (the forward's input and initial state) inside each chunk.
 PyObject* py_backward(PyObject*, PyObject* args) {
-  int is_double, soft, fire_ge, detach, surr, threads;
+  int is_double, soft, fire_ge, detach, surr, threads, isa = -1, stream = 0;
   long long T, N;
-  PyObject *ok, *ogs, *ogu, *ogv;
+  PyObject *ok, *ogs, *ogu, *ogv, *ox = nullptr, *ov0 = nullptr;
   unsigned long long pu, pgx, pgk;
   double v_th, v_reset, surr_p;
-  if (!PyArg_ParseTuple(args, "pLLKOOOOKKddpppidi", &is_double, &T, &N, &pu, &ok, &ogs, &ogu,
-                        &ogv, &pgx, &pgk, &v_th, &v_reset, &soft, &fire_ge, &detach, &surr,
-                        &surr_p, &threads))
+  if (!PyArg_ParseTuple(args, "pLLKOOOOKKddpppidi|iOOp", &is_double, &T, &N, &pu, &ok, &ogs,
+                        &ogu, &ogv, &pgx, &pgk, &v_th, &v_reset, &soft, &fire_ge, &detach,
+                        &surr, &surr_p, &threads, &isa, &ox, &ov0, &stream))
     return nullptr;
-  Operand k, gs, gu, gv;
+  const Variant* var = pick_variant(isa);
+  if (!var) return nullptr;
+  Operand k, gs, gu, gv, x{0, 0, 0}, v0{0, 0, 0};
   if (!parse_operand(ok, &k) || !parse_operand(ogs, &gs) || !parse_operand(ogu, &gu) ||
-      !parse_operand(ogv, &gv))
+      !parse_operand(ogv, &gv) || (ox && ox != Py_None && !parse_operand(ox, &x)) ||
+      (ov0 && ov0 != Py_None && !parse_operand(ov0, &v0)))
     return nullptr;
+  if (!pu && !x.ptr) {
+    PyErr_SetString(PyExc_ValueError, "backward needs u_ptr or the input operand x");
+    return nullptr;
+  }
+  // recomputation keeps a chunk's T rows in L2 between its two passes: ~512 KiB per thread
+  const int64_t l2_rows = pu ? 0 : (int64_t(1) << 19) / (T > 0 ? T : 1);
   if (surr < RECT || surr > GAUSS) {
     PyErr_SetString(PyExc_ValueError, "unknown surrogate id");
     return nullptr;
   }
-  Params P{v_th, v_reset, surr_p, soft, fire_ge, detach, surr, T, N};
+  Params P{v_th, v_reset, surr_p, soft, fire_ge, detach, surr, T, N, stream};
   Py_BEGIN_ALLOW_THREADS
   if (is_double) {
-    BwdFn<double> f = pick_backward<double>(P, pgk != 0);
-    parallel_chunks(N, threads, [&](int64_t i0, int64_t n) {
-      f(P, (const double*)pu, k, gs, gu, gv, (double*)pgx, (double*)pgk, i0, n);
+    BwdFn<double> f = var->bd(P, pgk != 0);
+    const int64_t cap =
+        l2_rows ? std::max<int64_t>(64, std::min<int64_t>(kChunk<double>, l2_rows / 8)) : kChunk<double>;
+    parallel_chunks(N, threads, cap, [&](int64_t i0, int64_t n) {
+      double* scratch = pu ? nullptr : thread_scratch<double>(T * n);
+      f(P, (const double*)pu, x, v0, k, gs, gu, gv, (double*)pgx, (double*)pgk, scratch, i0, n);
     });
   } else {
-    BwdFn<float> f = pick_backward<float>(P, pgk != 0);
-    parallel_chunks(N, threads, [&](int64_t i0, int64_t n) {
-      f(P, (const float*)pu, k, gs, gu, gv, (float*)pgx, (float*)pgk, i0, n);
+    BwdFn<float> f = var->bf(P, pgk != 0);
+    const int64_t cap =
+        l2_rows ? std::max<int64_t>(64, std::min<int64_t>(kChunk<float>, l2_rows / 4)) : kChunk<float>;
+    parallel_chunks(N, threads, cap, [&](int64_t i0, int64_t n) {
+      float* scratch = pu ? nullptr : thread_scratch<float>(T * n);
+      f(P, (const float*)pu, x, v0, k, gs, gu, gv, (float*)pgx, (float*)pgk, scratch, i0, n);
     });
   }
   Py_END_ALLOW_THREADS
@@ -388,7 +323,67 @@ PyObject* py_unpack_bits(PyObject*, PyObject* args) {
   Py_RETURN_NONE;
 }
 
+// isas() -> tuple of the ISA variant names this CPU supports, best first; the index of a name
+// in the full list `all_isas()` is the `isa` argument of forward/backward.
+PyObject* py_isas(PyObject*, PyObject*) {
+  PyObject* out = PyTuple_New(0);
+  for (const Variant& v : kVariants) {
+    if (!v.supported()) continue;
+    PyObject* name = PyUnicode_FromString(v.name);
+    Py_ssize_t n = PyTuple_GET_SIZE(out);
+    if (!name || _PyTuple_Resize(&out, n + 1) < 0) return nullptr;
+    PyTuple_SET_ITEM(out, n, name);
+  }
+  return out;
+}
+
+PyObject* py_all_isas(PyObject*, PyObject*) {
+  PyObject* out = PyTuple_New(kNumVariants);
+  for (int i = 0; out && i < kNumVariants; ++i)
+    PyTuple_SET_ITEM(out, i, PyUnicode_FromString(kVariants[i].name));
+  return out;
+}
+
+// prepare_output(ptr, nbytes, threads) -> bytes advised: readies a large buffer that nobody has
+// touched yet (an uninitialised torch.empty) for the kernel's writes. (1) On Linux, asks for
+// transparent huge pages on its 2 MiB-aligned interior (madvise MADV_HUGEPAGE; a hint: 0 when
+// not granted or elsewhere), so first touch costs one page fault per 2 MiB instead of per 4 KiB.
+// (2) Touches every page once, the pages split into contiguous ranges over the threads, so the
+// operating system zeroes fresh pages in parallel: left to the kernel's own loops, each 2 MiB
+// row of a [T, N] tensor is shared by all threads and its zeroing is serialised. The touch writes
+// a zero byte into memory whose content is undefined anyway.
+PyObject* py_prepare_output(PyObject*, PyObject* args) {
+  unsigned long long p, nbytes;
+  int threads;
+  if (!PyArg_ParseTuple(args, "KKi", &p, &nbytes, &threads)) return nullptr;
+  long long advised = 0;
+  Py_BEGIN_ALLOW_THREADS
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  const unsigned long long huge = 2ull << 20;
+  unsigned long long a = (p + huge - 1) / huge * huge, b = (p + nbytes) / huge * huge;
+  if (b > a && madvise(reinterpret_cast<void*>(a), b - a, MADV_HUGEPAGE) == 0)
+    advised = (long long)(b - a);
+#endif
+  const int64_t page = 4096;
+  const int64_t first = int64_t(p / page), last = int64_t((p + nbytes - 1) / page);
+  volatile char* base = reinterpret_cast<volatile char*>(0);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#endif
+  for (int64_t pg = first; pg <= last; ++pg) {
+    unsigned long long addr = std::max<unsigned long long>(p, (unsigned long long)pg * page);
+    base[addr] = 0;
+  }
+  (void)threads;
+  Py_END_ALLOW_THREADS
+  return PyLong_FromLongLong(advised);
+}
+
 PyMethodDef methods[] = {
+    {"isas", py_isas, METH_NOARGS, "ISA variants supported by this CPU, best first"},
+    {"all_isas", py_all_isas, METH_NOARGS, "all compiled ISA variants (index = isa argument)"},
+    {"prepare_output", py_prepare_output, METH_VARARGS,
+     "huge-page hint + parallel first touch of a fresh, untouched buffer"},
     {"forward", py_forward, METH_VARARGS, "neuron sequence forward (raw pointers)"},
     {"backward", py_backward, METH_VARARGS, "neuron sequence backward (raw pointers)"},
     {"pack_bits", py_pack_bits, METH_VARARGS, "pack 0/1 floats into bits; False if not binary"},

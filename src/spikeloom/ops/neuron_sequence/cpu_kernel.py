@@ -1,9 +1,11 @@
 """``cpu_kernel`` backend: the neuron sequence op as a compiled C++/OpenMP kernel.
 
 The extension ``spikeloom.ops.neuron_sequence._kernel`` (``_kernel.cpp``, built by ``setup.py``
-when a C++ compiler with OpenMP is available) runs the whole time loop per chunk of 256
-neurons, the chunks spread over ``torch.get_num_threads()`` OpenMP threads, state kept in a
-local array. It takes raw data pointers, sizes and strides from Python, so it needs no torch
+when a C++ compiler with OpenMP is available) runs the whole time loop per chunk of up to 16 KiB
+of neurons (4096 float32), the chunks spread over ``torch.get_num_threads()`` OpenMP threads,
+state kept in local arrays. Its loops are compiled for AVX-512, AVX2 and the baseline ISA and
+the best one the CPU supports runs (identical results; ``kernel.isas()`` lists them). Large
+fresh outputs get a transparent-huge-page hint and a parallel first touch (:func:`_fresh`). It takes raw data pointers, sizes and strides from Python, so it needs no torch
 headers (an ordinary setuptools extension, no build isolation issue, no torch ABI coupling).
 
 The op is registered with :mod:`torch.library` (``spikeloom::neuron_seq`` and its backward
@@ -11,7 +13,11 @@ The op is registered with :mod:`torch.library` (``spikeloom::neuron_seq`` and it
 ``register_autograd``), so ``torch.compile(fullgraph=True)`` traces through it.
 
 Memory: forward saves only the pre-reset potential ``u`` (``[T, ...]``) and the decay; the
-backward recomputes spikes, reset values and surrogate derivatives from ``u``.
+backward recomputes spikes, reset values and surrogate derivatives from ``u``. When the caller
+does not need ``u`` (``need_u=False``: a spiking neuron without probes), forward writes only
+spikes and saves its input ``x`` (and ``v0``) instead; the backward recomputes ``u`` per chunk
+of neurons into its gradient buffer while the chunk is in the L2 cache, then overwrites it with
+the gradient — identical gradients, one ``[T, ...]`` tensor less allocated and written.
 
 Inputs: ``x`` and incoming gradients of any layout; a tensor whose neuron dimensions are
 contiguous (any time stride) or broadcast (stride 0, e.g. the expanded gradient of ``sum()``)
@@ -96,84 +102,134 @@ def _threads() -> int:
     return max(1, torch.get_num_threads())
 
 
+#: outputs at least this large get the transparent-huge-page hint before the kernel's first
+#: write (below it the saving is small and the 2 MiB-aligned interior may be empty)
+HUGE_PAGE_MIN_BYTES = 8 << 20
+#: outputs at least this large are written with non-temporal (cache-bypassing) stores: they
+#: cannot stay in the cache anyway, and skipping the read-for-ownership saves a third of the
+#: write traffic; smaller ones are stored normally so the next layer finds them in cache
+STREAM_MIN_BYTES = 32 << 20
+
+
+def _stream(t: Tensor) -> bool:
+    return t.numel() * t.element_size() >= STREAM_MIN_BYTES
+
+
+def _fresh(shape: torch.Size | tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    """An uninitialised output buffer. A large one (freshly mapped by the allocator, never
+    touched) is prepared for the kernel by ``kernel.prepare_output``: a transparent-huge-page
+    hint (Linux ``madvise(MADV_HUGEPAGE)``; one page fault per 2 MiB instead of per 4 KiB) and
+    a first touch of its pages split over the threads, so the operating system zeroes them in
+    parallel (values are unaffected: the buffer is uninitialised either way)."""
+    t = torch.empty(shape, dtype=dtype)
+    nbytes = t.numel() * t.element_size()
+    if nbytes >= HUGE_PAGE_MIN_BYTES:
+        kernel.prepare_output(t.data_ptr(), nbytes, _threads())
+    return t
+
+
 @torch.library.custom_op("spikeloom::neuron_seq", mutates_args=(), device_types="cpu")
 def _neuron_seq(x: Tensor, decay: Tensor, v0: Tensor | None, v_th: float, v_reset: float,
                 soft: bool, fire_ge: bool, detach_reset: bool, surrogate: int,
-                width: float) -> tuple[Tensor, Tensor, Tensor]:
-    """Forward: spikes, pre-reset potentials and final state (surrogate args for backward)."""
+                width: float, need_u: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Forward: spikes, pre-reset potentials (an empty tensor unless ``need_u``) and final
+    state (surrogate args for backward)."""
     T, N = x.shape[0], x[0].numel()
-    s, u = torch.empty(x.shape, dtype=x.dtype), torch.empty(x.shape, dtype=x.dtype)
+    s = _fresh(x.shape, x.dtype)
+    u = _fresh(x.shape, x.dtype) if need_u else x.new_empty((0,))
     v = torch.empty(x.shape[1:], dtype=x.dtype)
     if N:
         k = decay if decay.numel() == 1 else decay.expand(x.shape[1:])
         keep = (_operand(x, 1), _operand(k, 0), _operand(v0, 0))
         kernel.forward(x.dtype == torch.float64, T, N, *(o for _, o in keep), s.data_ptr(),
-                       u.data_ptr(), v.data_ptr(), v_th, v_reset, soft, fire_ge, _threads())
+                       u.data_ptr() if need_u else 0, v.data_ptr(), v_th, v_reset, soft,
+                       fire_ge, _threads(), -1, _stream(s))
     return s, u, v
 
 
 @_neuron_seq.register_fake
 def _neuron_seq_fake(x, decay, v0, v_th, v_reset, soft, fire_ge, detach_reset, surrogate,
-                     width):
-    return torch.empty_like(x), torch.empty_like(x), x.new_empty(x.shape[1:])
+                     width, need_u):
+    u = torch.empty_like(x) if need_u else x.new_empty((0,))
+    return torch.empty_like(x), u, x.new_empty(x.shape[1:])
 
 
 @torch.library.custom_op("spikeloom::neuron_seq_backward", mutates_args=(), device_types="cpu")
-def _neuron_seq_backward(u: Tensor, decay: Tensor, g_s: Tensor | None, g_u: Tensor | None,
-                         g_v: Tensor | None, v_th: float, v_reset: float, soft: bool,
-                         fire_ge: bool, detach_reset: bool, surrogate: int, width: float,
+def _neuron_seq_backward(u: Tensor | None, x: Tensor | None, v0: Tensor | None, decay: Tensor,
+                         g_s: Tensor | None, g_u: Tensor | None, g_v: Tensor | None,
+                         v_th: float, v_reset: float, soft: bool, fire_ge: bool,
+                         detach_reset: bool, surrogate: int, width: float,
                          need_decay: bool) -> tuple[Tensor, Tensor]:
     """Backward: ``dL/dx`` ``[T, ...]`` and per-neuron ``dL/dk`` ``[...]`` (empty unless
-    ``need_decay``); ``dL/dv0`` is ``dL/dx[0]``."""
-    T, N = u.shape[0], u[0].numel()
-    g_x = torch.empty(u.shape, dtype=u.dtype)
-    g_k = torch.empty(u.shape[1:] if need_decay else (0,), dtype=u.dtype)
+    ``need_decay``); ``dL/dv0`` is ``dL/dx[0]``. Reads the saved ``u``, or, when ``u`` is
+    ``None``, recomputes it from the forward's input ``x`` and initial state ``v0``."""
+    ref = u if u is not None else x
+    T, N = ref.shape[0], ref[0].numel()
+    g_x = _fresh(ref.shape, ref.dtype)
+    g_k = torch.empty(ref.shape[1:] if need_decay else (0,), dtype=ref.dtype)
     if N:
-        k = decay if decay.numel() == 1 else decay.expand(u.shape[1:])
-        u_c = u.contiguous()
+        k = decay if decay.numel() == 1 else decay.expand(ref.shape[1:])
         keep = (_operand(k, 0), _operand(g_s, 1), _operand(g_u, 1), _operand(g_v, 0))
-        kernel.backward(u.dtype == torch.float64, T, N, u_c.data_ptr(), *(o for _, o in keep),
-                        g_x.data_ptr(), g_k.data_ptr() if need_decay else 0, v_th, v_reset,
-                        soft, fire_ge, detach_reset, surrogate, width, _threads())
+        ops = [o for _, o in keep]
+        if u is not None:
+            u_c = u.contiguous()
+            kernel.backward(ref.dtype == torch.float64, T, N, u_c.data_ptr(), *ops,
+                            g_x.data_ptr(), g_k.data_ptr() if need_decay else 0, v_th, v_reset,
+                            soft, fire_ge, detach_reset, surrogate, width, _threads(), -1,
+                            None, None, _stream(g_x))
+        else:
+            rec = (_operand(x, 1), _operand(v0, 0))
+            kernel.backward(ref.dtype == torch.float64, T, N, 0, *ops, g_x.data_ptr(),
+                            g_k.data_ptr() if need_decay else 0, v_th, v_reset, soft, fire_ge,
+                            detach_reset, surrogate, width, _threads(), -1,
+                            *(o for _, o in rec), _stream(g_x))
     return g_x, g_k
 
 
 @_neuron_seq_backward.register_fake
-def _neuron_seq_backward_fake(u, decay, g_s, g_u, g_v, v_th, v_reset, soft, fire_ge,
+def _neuron_seq_backward_fake(u, x, v0, decay, g_s, g_u, g_v, v_th, v_reset, soft, fire_ge,
                               detach_reset, surrogate, width, need_decay):
-    return torch.empty_like(u), u.new_empty(u.shape[1:] if need_decay else (0,))
+    ref = u if u is not None else x
+    return torch.empty_like(ref), ref.new_empty(ref.shape[1:] if need_decay else (0,))
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    x, decay, v0, *params = inputs
-    ctx.save_for_backward(output[1], decay)
+    x, decay, v0, *params, need_u = inputs
+    if need_u:  # backward reads u
+        ctx.save_for_backward(output[1], None, None, decay)
+    else:  # backward recomputes u from the input and the initial state
+        ctx.save_for_backward(None, x, v0, decay)
     ctx.params = params
     ctx.v0_given = v0 is not None
     ctx.set_materialize_grads(False)
 
 
 def _backward(ctx, g_s, g_u, g_v):
-    u, decay = ctx.saved_tensors
+    u, x, v0, decay = ctx.saved_tensors
     need_x, need_k, need_v0 = ctx.needs_input_grad[:3]
-    g_x, g_k = _neuron_seq_backward(u, decay, g_s, g_u, g_v, *ctx.params, need_decay=need_k)
+    g_x, g_k = _neuron_seq_backward(u, x, v0, decay, g_s, g_u, g_v, *ctx.params,
+                                    need_decay=need_k)
     g_decay = _sum_to_shape(g_k, decay.shape) if need_k else None
     g_v0 = g_x[0].clone() if (need_v0 and ctx.v0_given) else None
-    return (g_x if need_x else None, g_decay, g_v0) + (None,) * len(ctx.params)
+    return (g_x if need_x else None, g_decay, g_v0) + (None,) * (len(ctx.params) + 1)
 
 
 _neuron_seq.register_autograd(_backward, setup_context=_setup_context)
 
 
 def neuron_sequence_cpu_kernel(
-    x: Tensor, decay: float | Tensor, spec: NeuronSpec, v0: Tensor | None = None
-) -> tuple[Tensor, Tensor, Tensor]:
+    x: Tensor, decay: float | Tensor, spec: NeuronSpec, v0: Tensor | None = None, *,
+    need_u: bool = True,
+) -> tuple[Tensor, Tensor | None, Tensor]:
     """Same contract as :func:`.reference.neuron_sequence_reference`; falls back to
-    ``torch_fused`` for a dtype, device or surrogate the kernel does not cover."""
+    ``torch_fused`` for a dtype, device or surrogate the kernel does not cover. With
+    ``need_u=False`` only spikes are written and backward recomputes ``u`` from ``x``."""
     code = surrogate_code(spec.surrogate)
     if (code is None or x.dtype not in _DTYPES or x.device.type != "cpu"
             or (v0 is not None and (v0.dtype != x.dtype or v0.device != x.device))):
-        return neuron_sequence_fused(x, decay, spec, v0)
+        return neuron_sequence_fused(x, decay, spec, v0, need_u=need_u)
     if not isinstance(decay, Tensor):
         decay = torch.tensor(float(decay), dtype=x.dtype)
-    return _neuron_seq(x, decay, v0, spec.v_th, spec.v_reset, spec.soft, spec.fire_ge,
-                       spec.detach_reset, code[0], code[1])
+    s, u, v = _neuron_seq(x, decay, v0, spec.v_th, spec.v_reset, spec.soft, spec.fire_ge,
+                          spec.detach_reset, code[0], code[1], need_u)
+    return s, (u if need_u else None), v

@@ -16,8 +16,9 @@ __all__ = ["neuron_sequence_reference"]
 
 
 def neuron_sequence_reference(
-    x: Tensor, decay: float | Tensor, spec: NeuronSpec, v0: Tensor | None = None
-) -> tuple[Tensor, Tensor, Tensor]:
+    x: Tensor, decay: float | Tensor, spec: NeuronSpec, v0: Tensor | None = None, *,
+    need_u: bool = True,
+) -> tuple[Tensor, Tensor | None, Tensor]:
     """Per-step loop of charge, fire, reset and leak (see :mod:`spikeloom.ops.neuron_sequence`).
 
     Args:
@@ -25,6 +26,8 @@ def neuron_sequence_reference(
         decay: leak factor ``k`` (float or tensor broadcastable to ``[B, ...]``).
         spec: firing and reset rule.
         v0: initial post-leak potential ``[B, ...]``; ``None`` = rest.
+        need_u: return the pre-reset potentials (``False``: ``u`` is ``None``; every backend
+            takes this keyword, a fast one may then skip storing them).
 
     Returns:
         ``(s, u, v_T)``: spikes and pre-reset potentials ``[T, B, ...]``, final state.
@@ -39,4 +42,4 @@ def neuron_sequence_reference(
         v = decay * r
         spikes.append(s)
         pots.append(u)
-    return torch.stack(spikes), torch.stack(pots), v
+    return torch.stack(spikes), (torch.stack(pots) if need_u else None), v

@@ -113,7 +113,10 @@ def _sum_to_shape(g: Tensor, shape: torch.Size) -> Tensor:
 
 
 def neuron_sequence_fused(
-    x: Tensor, decay: float | Tensor, spec: NeuronSpec, v0: Tensor | None = None
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Same contract as :func:`.reference.neuron_sequence_reference`."""
-    return _NeuronSequence.apply(x, decay, v0, spec)
+    x: Tensor, decay: float | Tensor, spec: NeuronSpec, v0: Tensor | None = None, *,
+    need_u: bool = True,
+) -> tuple[Tensor, Tensor | None, Tensor]:
+    """Same contract as :func:`.reference.neuron_sequence_reference` (``u`` is computed and
+    saved either way; ``need_u=False`` only drops it from the result)."""
+    s, u, v = _NeuronSequence.apply(x, decay, v0, spec)
+    return s, (u if need_u else None), v
