@@ -31,6 +31,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._pool import OutputPool
 from ...surrogate import ATan, Gaussian, Rectangular, Sigmoid, Surrogate, Triangular
 from .spec import NeuronSpec
 from .torch_fused import _sum_to_shape, neuron_sequence_fused
@@ -115,17 +116,31 @@ def _stream(t: Tensor) -> bool:
     return t.numel() * t.element_size() >= STREAM_MIN_BYTES
 
 
-def _fresh(shape: torch.Size | tuple[int, ...], dtype: torch.dtype) -> Tensor:
-    """An uninitialised output buffer. A large one (freshly mapped by the allocator, never
-    touched) is prepared for the kernel by ``kernel.prepare_output``: a transparent-huge-page
-    hint (Linux ``madvise(MADV_HUGEPAGE)``; one page fault per 2 MiB instead of per 4 KiB) and
-    a first touch of its pages split over the threads, so the operating system zeroes them in
-    parallel (values are unaffected: the buffer is uninitialised either way)."""
+def _new_output(shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
     t = torch.empty(shape, dtype=dtype)
-    nbytes = t.numel() * t.element_size()
-    if nbytes >= HUGE_PAGE_MIN_BYTES:
-        kernel.prepare_output(t.data_ptr(), nbytes, _threads())
+    kernel.prepare_output(t.data_ptr(), t.numel() * t.element_size(), _threads())
     return t
+
+
+#: large outputs come from here (:class:`~spikeloom.ops._pool.OutputPool`): storages of earlier
+#: outputs that nothing refers to any more are reused instead of mapping and zeroing new memory;
+#: ``OUTPUT_POOL.max_free_bytes = 0`` disables it, ``OUTPUT_POOL.clear()`` frees what it keeps
+OUTPUT_POOL = OutputPool()
+
+
+def _fresh(shape: torch.Size | tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    """An uninitialised output buffer. A large one (``>= HUGE_PAGE_MIN_BYTES``) comes from
+    :data:`OUTPUT_POOL`: a free storage of the same size when there is one, else a newly mapped
+    buffer prepared by ``kernel.prepare_output`` — a transparent-huge-page hint (Linux
+    ``madvise(MADV_HUGEPAGE)``; one page fault per 2 MiB instead of per 4 KiB) and a first
+    touch of its pages split over the threads, so the operating system zeroes them in parallel
+    (values are unaffected: the buffer is uninitialised either way)."""
+    numel = 1
+    for n in shape:
+        numel *= n
+    if numel * torch.empty((), dtype=dtype).element_size() < HUGE_PAGE_MIN_BYTES:
+        return torch.empty(shape, dtype=dtype)
+    return OUTPUT_POOL.empty(tuple(shape), dtype, _new_output)
 
 
 @torch.library.custom_op("spikeloom::neuron_seq", mutates_args=(), device_types="cpu")
