@@ -87,3 +87,26 @@ def test_kernel_results_are_the_same_on_pooled_buffers() -> None:
     sf.backward(g)
     assert torch.equal(sf, runs[0][0])
     assert float((xf.grad - runs[0][1]).norm() / xf.grad.norm()) <= 1e-6
+
+
+def test_suspend_nests_and_memory_options_suspend_the_kernel_pool() -> None:
+    from spikeloom.memory import apply_memory_options
+    from spikeloom.ops.neuron_sequence.cpu_kernel import OUTPUT_POOL
+
+    pool = OutputPool()
+    h1, h2 = pool.suspend(), pool.suspend()
+    assert not pool.enabled
+    h1.remove()
+    h1.remove()  # once only
+    assert not pool.enabled
+    h2.remove()
+    assert pool.enabled
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3))
+    was = OUTPUT_POOL.enabled
+    handle = apply_memory_options(model, spike_bits=True)
+    assert not OUTPUT_POOL.enabled
+    handle.remove()
+    assert OUTPUT_POOL.enabled == was
+    handle = apply_memory_options(model)  # no option: the pool stays as it is
+    assert OUTPUT_POOL.enabled == was
+    handle.remove()

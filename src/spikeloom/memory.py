@@ -288,6 +288,11 @@ def apply_memory_options(model: nn.Module, *, spike_bits: bool = False,
     """Install the memory options on ``model`` (see the module docstring)."""
     opts = validate_memory_options({"spike_bits": spike_bits, "checkpoint": checkpoint})
     handle = MemoryHandle()
+    if opts["spike_bits"] or opts["checkpoint"] != "none":
+        # the kernels' output pool keeps freed buffers for reuse: off while saving memory
+        from .ops.neuron_sequence.cpu_kernel import OUTPUT_POOL
+
+        handle.handles.append(OUTPUT_POOL.suspend())
     if opts["spike_bits"]:
         handle.handles += enable_spike_bits(model)
     handle.handles += checkpoint_blocks(model, opts["checkpoint"])

@@ -16,7 +16,9 @@ resized or moved to shared memory is dropped, never reused.
 
 Bounds: at most ``max_entries`` storages are tracked (in use or free), and free ones beyond
 ``max_free_bytes`` (default 256 MiB) are released, newest kept. :meth:`OutputPool.clear`
-releases every free one; ``max_free_bytes = 0`` disables the pool.
+releases every free one; ``max_free_bytes = 0`` disables the pool, and :meth:`OutputPool.suspend`
+turns it off until the returned handle is removed (the training-memory options do that: memory
+the pool keeps for reuse would count against what they save).
 """
 
 from __future__ import annotations
@@ -79,11 +81,22 @@ class OutputPool:
         self.max_entries = max_entries
         self._anchors: list[Tensor] = []
         self._lock = threading.Lock()
+        self._suspended = 0
 
     @property
     def enabled(self) -> bool:
-        """Whether the pool reuses storages (limits above 0 and the safety check available)."""
-        return _FREE is not None and self.max_free_bytes > 0 and self.max_entries > 0
+        """Whether the pool reuses storages (limits above 0, not suspended, and the safety
+        check available)."""
+        return (_FREE is not None and self.max_free_bytes > 0 and self.max_entries > 0
+                and not self._suspended)
+
+    def suspend(self) -> _Suspension:
+        """Turn the pool off (releasing what it keeps) until the returned handle's
+        ``remove()``; suspensions nest."""
+        with self._lock:
+            self._suspended += 1
+        self.clear()
+        return _Suspension(self)
 
     @staticmethod
     def _is_free(anchor: Tensor) -> bool:
@@ -123,15 +136,12 @@ class OutputPool:
             return t
 
     def clear(self) -> int:
-        """Release every free storage; returns the bytes released."""
+        """Release every free storage (and stop tracking the others); returns the bytes
+        released."""
         with self._lock:
-            keep, released = [], 0
-            for a in self._anchors:
-                if self._is_free(a):
-                    released += a.untyped_storage().nbytes()
-                else:
-                    keep.append(a)
-            self._anchors = keep
+            released = sum(a.untyped_storage().nbytes() for a in self._anchors
+                           if self._is_free(a))
+            self._anchors = []
             return released
 
     def stats(self) -> dict[str, int]:
@@ -140,3 +150,16 @@ class OutputPool:
             free = [a for a in self._anchors if self._is_free(a)]
             return {"tracked": len(self._anchors), "free": len(free),
                     "free_bytes": sum(a.untyped_storage().nbytes() for a in free)}
+
+
+class _Suspension:
+    """Handle of :meth:`OutputPool.suspend`; ``remove()`` ends it (once)."""
+
+    def __init__(self, pool: OutputPool) -> None:
+        self._pool: OutputPool | None = pool
+
+    def remove(self) -> None:
+        if self._pool is not None:
+            with self._pool._lock:
+                self._pool._suspended -= 1
+            self._pool = None
