@@ -37,6 +37,8 @@ random state is the CPU's and, for a CUDA input, its device's.
 
 from __future__ import annotations
 
+import weakref
+
 import functools
 import threading
 from dataclasses import dataclass, field
@@ -289,10 +291,13 @@ def apply_memory_options(model: nn.Module, *, spike_bits: bool = False,
     opts = validate_memory_options({"spike_bits": spike_bits, "checkpoint": checkpoint})
     handle = MemoryHandle()
     if opts["spike_bits"] or opts["checkpoint"] != "none":
-        # the kernels' output pool keeps freed buffers for reuse: off while saving memory
+        # the kernels' output pool keeps freed buffers for reuse: off while saving memory, i.e.
+        # until the handle is removed or the model is garbage-collected
         from .ops.neuron_sequence.cpu_kernel import OUTPUT_POOL
 
-        handle.handles.append(OUTPUT_POOL.suspend())
+        suspension = OUTPUT_POOL.suspend()
+        weakref.finalize(model, suspension.remove)
+        handle.handles.append(suspension)
     if opts["spike_bits"]:
         handle.handles += enable_spike_bits(model)
     handle.handles += checkpoint_blocks(model, opts["checkpoint"])
