@@ -31,9 +31,10 @@ def test_never_reuses_a_storage_something_still_refers_to(holder: str) -> None:
     pool = OutputPool()
     a = pool.empty((8, 8), torch.float32, _fresh)
     ptr = a.data_ptr()
-    keep = {"tensor": lambda t: t, "view": lambda t: t[2:], "storage": lambda t: t.untyped_storage(),
-            "numpy": lambda t: t.numpy(),
-            "saved_for_backward": lambda t: (torch.ones(8, requires_grad=True) * t).sum()}[holder](a)
+    keep = {"tensor": lambda t: t, "view": lambda t: t[2:],
+            "storage": lambda t: t.untyped_storage(), "numpy": lambda t: t.numpy(),
+            "saved_for_backward": lambda t: (torch.ones(8, requires_grad=True) * t).sum(),
+            }[holder](a)
     del a
     b = pool.empty((8, 8), torch.float32, _fresh)
     assert b.data_ptr() != ptr, holder

@@ -37,10 +37,9 @@ random state is the CPU's and, for a CUDA input, its device's.
 
 from __future__ import annotations
 
-import weakref
-
 import functools
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 

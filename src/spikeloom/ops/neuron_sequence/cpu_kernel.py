@@ -4,9 +4,12 @@ The extension ``spikeloom.ops.neuron_sequence._kernel`` (``_kernel.cpp``, built 
 when a C++ compiler with OpenMP is available) runs the whole time loop per chunk of up to 16 KiB
 of neurons (4096 float32), the chunks spread over ``torch.get_num_threads()`` OpenMP threads,
 state kept in local arrays. Its loops are compiled for AVX-512, AVX2 and the baseline ISA and
-the best one the CPU supports runs (identical results; ``kernel.isas()`` lists them). Large
-fresh outputs get a transparent-huge-page hint and a parallel first touch (:func:`_fresh`). It takes raw data pointers, sizes and strides from Python, so it needs no torch
-headers (an ordinary setuptools extension, no build isolation issue, no torch ABI coupling).
+the best one the CPU supports runs (``kernel.isas()`` lists them; identical forward results,
+the vector variants' backward uses fused multiply-adds). Large outputs come from a bounded pool
+of reusable storages or get a transparent-huge-page hint and a parallel first touch
+(:func:`_fresh`). It takes raw data pointers, sizes and strides from Python, so it needs no
+torch headers (an ordinary setuptools extension, no build isolation issue, no torch ABI
+coupling).
 
 The op is registered with :mod:`torch.library` (``spikeloom::neuron_seq`` and its backward
 ``spikeloom::neuron_seq_backward``, each with a fake implementation, and
@@ -31,8 +34,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._pool import OutputPool
 from ...surrogate import ATan, Gaussian, Rectangular, Sigmoid, Surrogate, Triangular
+from .._pool import OutputPool
 from .spec import NeuronSpec
 from .torch_fused import _sum_to_shape, neuron_sequence_fused
 
