@@ -79,40 +79,63 @@ def _rel_l2(a, b) -> float:
     return float((a.double() - b.double()).norm()) / den if den else float(a.double().norm())
 
 
+def _neuron_run(f, spec, x, decay, v0, loss_on, dtype=None, **kw):
+    """``(s, u, v, grads)`` of ``f`` on the inputs (cast to ``dtype`` when given, as new leaves
+    with the same ``requires_grad``), gradients of a loss reaching the outputs in ``loss_on``."""
+    import torch
+
+    def cast(t):
+        if not isinstance(t, torch.Tensor) or dtype is None:
+            return t
+        return t.detach().to(dtype).requires_grad_(t.requires_grad)
+
+    x, decay, v0 = cast(x), cast(decay), cast(v0)
+    inputs = [t for t in (x, decay, v0) if isinstance(t, torch.Tensor) and t.requires_grad]
+    s, u, v = f(x, decay, spec, v0, **kw)
+    w = torch.linspace(0.5, 1.5, s.numel(), dtype=x.dtype).view_as(s)
+    loss = sum(((s * w).sum() if "s" in loss_on else 0.0,
+                (u * w.flip(0)).sum() if "u" in loss_on else 0.0,
+                (v ** 2).sum() if "v" in loss_on else 0.0))
+    grads = torch.autograd.grad(loss, inputs, allow_unused=True) if inputs and \
+        isinstance(loss, torch.Tensor) and loss.requires_grad else ()
+    return s.detach(), (None if u is None else u.detach()), v.detach(), grads
+
+
 def _neuron_compare(fn, ref, spec, x, decay, v0, where: str, loss_on=("s", "u", "v"),
                     need_u: bool = True) -> None:
     """Run ``fn`` and ``ref`` on the same inputs; spikes must be equal, potentials, state and
     the gradients of a loss reaching every output must agree to rel. L2 1e-6 (float32) or
-    1e-12 (float64, i.e. equal up to rounding). With ``need_u=False`` ``fn`` must return no
-    potentials (``None``) and the loss leaves them out."""
+    1e-12 (float64, i.e. equal up to rounding). In float32 a value may instead be within 1e-6
+    of the float64 reference (the exact answer) when the float32 reference itself is the less
+    accurate one (a long reduction such as a scalar decay's gradient, summed in another order);
+    that fallback applies only when the float64 run has the same spikes. With
+    ``need_u=False`` ``fn`` must return no potentials (``None``) and the loss leaves them out."""
     import torch
 
     tol = 1e-12 if x.dtype == torch.float64 else 1e-6
     if not need_u:
         loss_on = tuple(o for o in loss_on if o != "u")
-    inputs = [t for t in (x, decay, v0) if isinstance(t, torch.Tensor) and t.requires_grad]
-    results = []
-    for f in (fn, ref):
-        s, u, v = f(x, decay, spec, v0, need_u=need_u) if f is fn else f(x, decay, spec, v0)
-        if f is fn and not need_u:
-            assert u is None, where
-            u = f(x, decay, spec, v0)[1]  # compared below like any run
-        w = torch.linspace(0.5, 1.5, s.numel(), dtype=x.dtype).view_as(s)
-        loss = sum(((s * w).sum() if "s" in loss_on else 0.0,
-                    (u * w.flip(0)).sum() if "u" in loss_on else 0.0,
-                    (v ** 2).sum() if "v" in loss_on else 0.0))
-        grads = torch.autograd.grad(loss, inputs, allow_unused=True) if inputs and \
-            isinstance(loss, torch.Tensor) and loss.requires_grad else ()
-        results.append((s.detach(), u.detach(), v.detach(), grads))
-    (s1, u1, v1, g1), (s2, u2, v2, g2) = results
+    s1, u1, v1, g1 = _neuron_run(fn, spec, x, decay, v0, loss_on, need_u=need_u)
+    if not need_u:
+        assert u1 is None, where
+        u1 = fn(x, decay, spec, v0)[1].detach()  # compared below like any run
+    s2, u2, v2, g2 = _neuron_run(ref, spec, x, decay, v0, loss_on)
     assert s1.shape == s2.shape and u1.shape == u2.shape and v1.shape == v2.shape, where
     assert torch.equal(s1, s2), where
-    for a, b in zip((u1, v1, *g1), (u2, v2, *g2)):
+    exact = None
+    for i, (a, b) in enumerate(zip((u1, v1, *g1), (u2, v2, *g2))):
         if b is None:
             assert a is None or not a.any(), where
             continue
         assert a.shape == b.shape and a.dtype == b.dtype, where
-        assert _rel_l2(a, b) <= tol, f"{where}: rel L2 {_rel_l2(a, b):.3g} > {tol}"
+        err = _rel_l2(a, b)
+        if err > tol and x.dtype == torch.float32:
+            if exact is None:
+                s3, u3, v3, g3 = _neuron_run(ref, spec, x, decay, v0, loss_on, torch.float64)
+                exact = (u3, v3, *g3) if torch.equal(s3.float(), s2) else ()
+            if exact:
+                err = min(err, _rel_l2(a, exact[i]))
+        assert err <= tol, f"{where}: rel L2 {err:.3g} > {tol}"
 
 
 def _neuron_backends() -> list[str]:
@@ -244,7 +267,9 @@ def test_cpu_kernel_recompute_and_isa_variants_are_bit_identical() -> None:
     """The backward that recomputes ``u`` (``need_u=False``) gives the same gradients bit for
     bit as the one reading the saved ``u``, over chunk boundaries and several threads; every
     compiled ISA variant (AVX-512 / AVX2 / baseline, where the CPU has them) gives the same
-    spikes, potentials and gradients bit for bit."""
+    spikes, potentials and state bit for bit, and gradients equal up to the fused multiply-adds
+    of the vector variants (bit-identical between AVX-512 and AVX2, rel. L2 <= 1e-6 against the
+    baseline)."""
     import torch
 
     from spikeloom.ops.neuron_sequence import NeuronSpec
@@ -287,8 +312,12 @@ def test_cpu_kernel_recompute_and_isa_variants_are_bit_identical() -> None:
                    (0, 0, 0), (0, 0, 0), gx.data_ptr(), 0, 0.5, 0.0, False, False, False, 2,
                    4.0, 2, isa)
         outs.append((s, u, v, gx))
-    for o in outs[1:]:
-        assert all(torch.equal(a, b) for a, b in zip(outs[0], o))
+    for name, o in zip(isas[1:], outs[1:]):
+        assert all(torch.equal(a, b) for a, b in zip(outs[0][:3], o[:3])), name
+        if name == "base" and isas[0] != "base":
+            assert _rel_l2(outs[0][3], o[3]) <= 1e-6, name
+        else:
+            assert torch.equal(outs[0][3], o[3]), name
     unsupported = [i for i, n in enumerate(k.all_isas()) if n not in isas]
     for i in unsupported:  # named but not on this CPU: a clear error, nothing run
         with pytest.raises(ValueError, match="not available"):

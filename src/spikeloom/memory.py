@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -288,6 +289,14 @@ def apply_memory_options(model: nn.Module, *, spike_bits: bool = False,
     """Install the memory options on ``model`` (see the module docstring)."""
     opts = validate_memory_options({"spike_bits": spike_bits, "checkpoint": checkpoint})
     handle = MemoryHandle()
+    if opts["spike_bits"] or opts["checkpoint"] != "none":
+        # the kernels' output pool keeps freed buffers for reuse: off while saving memory, i.e.
+        # until the handle is removed or the model is garbage-collected
+        from .ops.neuron_sequence.cpu_kernel import OUTPUT_POOL
+
+        suspension = OUTPUT_POOL.suspend()
+        weakref.finalize(model, suspension.remove)
+        handle.handles.append(suspension)
     if opts["spike_bits"]:
         handle.handles += enable_spike_bits(model)
     handle.handles += checkpoint_blocks(model, opts["checkpoint"])

@@ -12,8 +12,10 @@
 // ISA variants: the kernel bodies (_kernel_impl.h) are compiled three times, for AVX-512,
 // AVX2 and the baseline ISA, with `#pragma GCC target` (GCC/Clang on x86-64; elsewhere only the
 // baseline), and the best variant the running CPU supports is used unless the caller names
-// one. The variants give identical results: no FMA contraction and the same operations in the
-// same order in each, only the vector width differs.
+// one. Forward results (spikes, potentials, state) are identical in every variant: no FMA
+// contraction, the same operations in the same order. The backward uses fused multiply-add
+// where the variant has it (AVX-512, AVX2+FMA), so gradients differ from the baseline's in
+// the last bits (both within the tested tolerance of the reference).
 //
 // Fresh output buffers: `prepare_output` asks Linux for transparent huge pages on a large, not
 // yet touched buffer and touches its pages in parallel (see there).
@@ -79,19 +81,22 @@ using BwdPick = BwdFn<R> (*)(const Params&, bool);
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define SPIKELOOM_X86_VARIANTS 1
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,prefer-vector-width=512")
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,fma,prefer-vector-width=512")
 namespace isa_avx512 {
+constexpr bool kFma = true;
 #include "_kernel_impl.h"
 }
 #pragma GCC pop_options
 #pragma GCC push_options
-#pragma GCC target("avx2")
+#pragma GCC target("avx2,fma")
 namespace isa_avx2 {
+constexpr bool kFma = true;
 #include "_kernel_impl.h"
 }
 #pragma GCC pop_options
 #endif
 namespace isa_base {
+constexpr bool kFma = false;
 #include "_kernel_impl.h"
 }
 
@@ -113,9 +118,12 @@ const Variant kVariants[] = {
 #ifdef SPIKELOOM_X86_VARIANTS
     SPIKELOOM_VARIANT("avx512", isa_avx512, []() {
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+             __builtin_cpu_supports("fma");
     }),
-    SPIKELOOM_VARIANT("avx2", isa_avx2, []() { return bool(__builtin_cpu_supports("avx2")); }),
+    SPIKELOOM_VARIANT("avx2", isa_avx2, []() {
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }),
 #endif
     SPIKELOOM_VARIANT("base", isa_base, []() { return true; }),
 };

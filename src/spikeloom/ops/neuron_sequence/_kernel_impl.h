@@ -2,24 +2,41 @@
 // each inclusion sits in its own namespace under its own `#pragma GCC target`, so the same source
 // is compiled for AVX-512, AVX2 and the baseline, and the best one the CPU supports is picked
 // at run time. No includes here: the including file provides <cmath>, <cstdint>, <cstring>
-// and the shared types (Operand, Surr, Params, CHUNK_BYTES).
+// and the shared types (Operand, Surr, Params, CHUNK_BYTES), and defines `kFma` in the
+// namespace: whether this variant's target has fused multiply-add.
+
+// a·b + c: fused (one rounding) in variants with FMA, otherwise two roundings. Used in the
+// backward only (surrogate derivatives, gradient sums); the forward and the backward's
+// recomputation of u keep separate roundings so that spikes equal the reference bit for bit.
+template <typename R>
+inline R madd(R a, R b, R c) {
+  if constexpr (kFma) {
+    if constexpr (sizeof(R) == 4)
+      return __builtin_fmaf(a, b, c);
+    else
+      return __builtin_fma(a, b, c);
+  } else {
+    return a * b + c;
+  }
+}
+
 // exp(x) for the surrogates: float uses a branch-free polynomial the compiler vectorises
-// (range reduction x = n·ln2 + r, |r| <= ln2/2, degree-7 Taylor polynomial, error ~1e-7
-// relative, argument clamped to [-80, 80] where the surrogates are ~1e-35 anyway); double
-// keeps the C library's exp.
+// (range reduction x = n·ln2 + r, |r| <= ln2/2, degree-7 Taylor polynomial in Horner form with
+// madd, error ~1e-7 relative, argument clamped to [-80, 80] where the surrogates are ~1e-35
+// anyway); double keeps the C library's exp.
 inline float vexp(float x) {
   x = x < -80.0f ? -80.0f : (x > 80.0f ? 80.0f : x);
   const float magic = 12582912.0f;  // 1.5·2^23: adding and subtracting it rounds to integer
   float n = (x * 1.44269504088896341f + magic) - magic;
   float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;  // ln2 split in two parts
   float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  p = madd(p, r, 1.0f / 720.0f);
+  p = madd(p, r, 1.0f / 120.0f);
+  p = madd(p, r, 1.0f / 24.0f);
+  p = madd(p, r, 1.0f / 6.0f);
+  p = madd(p, r, 0.5f);
+  p = madd(p, r, 1.0f);
+  p = madd(p, r, 1.0f);
   int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
@@ -193,14 +210,14 @@ void backward_chunk(const Params& P, const R* u, const Operand& x, const Operand
       R sp = (GE ? (uu >= v_th) : (uu > v_th)) ? R(1) : R(0);
       R m;  // dr/du
       if constexpr (SOFT)
-        m = DETACH ? R(1) : (h * -v_th + R(1));
+        m = DETACH ? R(1) : madd(h, -v_th, R(1));
       else
-        m = DETACH ? (R(1) - sp) : ((R(1) - sp) + (v_reset - uu) * h);
-      R out = gut[j] + gst[j] * h;
-      out = out + (m * kk[j]) * g[j];
+        m = DETACH ? (R(1) - sp) : madd(v_reset - uu, h, R(1) - sp);
+      R out = madd(gst[j], h, gut[j]);
+      out = madd(m * kk[j], g[j], out);
       if constexpr (NEEDK) {
         R r = SOFT ? (uu - v_th * sp) : (uu + uu * sp * R(-1) + sp * v_reset);
-        acc[j] = acc[j] + g[j] * r;
+        acc[j] = madd(g[j], r, acc[j]);
       }
       g[j] = out;
     }

@@ -4,9 +4,12 @@ The extension ``spikeloom.ops.neuron_sequence._kernel`` (``_kernel.cpp``, built 
 when a C++ compiler with OpenMP is available) runs the whole time loop per chunk of up to 16 KiB
 of neurons (4096 float32), the chunks spread over ``torch.get_num_threads()`` OpenMP threads,
 state kept in local arrays. Its loops are compiled for AVX-512, AVX2 and the baseline ISA and
-the best one the CPU supports runs (identical results; ``kernel.isas()`` lists them). Large
-fresh outputs get a transparent-huge-page hint and a parallel first touch (:func:`_fresh`). It takes raw data pointers, sizes and strides from Python, so it needs no torch
-headers (an ordinary setuptools extension, no build isolation issue, no torch ABI coupling).
+the best one the CPU supports runs (``kernel.isas()`` lists them; identical forward results,
+the vector variants' backward uses fused multiply-adds). Large outputs come from a bounded pool
+of reusable storages or get a transparent-huge-page hint and a parallel first touch
+(:func:`_fresh`). It takes raw data pointers, sizes and strides from Python, so it needs no
+torch headers (an ordinary setuptools extension, no build isolation issue, no torch ABI
+coupling).
 
 The op is registered with :mod:`torch.library` (``spikeloom::neuron_seq`` and its backward
 ``spikeloom::neuron_seq_backward``, each with a fake implementation, and
@@ -32,6 +35,7 @@ import torch
 from torch import Tensor
 
 from ...surrogate import ATan, Gaussian, Rectangular, Sigmoid, Surrogate, Triangular
+from .._pool import OutputPool
 from .spec import NeuronSpec
 from .torch_fused import _sum_to_shape, neuron_sequence_fused
 
@@ -115,17 +119,31 @@ def _stream(t: Tensor) -> bool:
     return t.numel() * t.element_size() >= STREAM_MIN_BYTES
 
 
-def _fresh(shape: torch.Size | tuple[int, ...], dtype: torch.dtype) -> Tensor:
-    """An uninitialised output buffer. A large one (freshly mapped by the allocator, never
-    touched) is prepared for the kernel by ``kernel.prepare_output``: a transparent-huge-page
-    hint (Linux ``madvise(MADV_HUGEPAGE)``; one page fault per 2 MiB instead of per 4 KiB) and
-    a first touch of its pages split over the threads, so the operating system zeroes them in
-    parallel (values are unaffected: the buffer is uninitialised either way)."""
+def _new_output(shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
     t = torch.empty(shape, dtype=dtype)
-    nbytes = t.numel() * t.element_size()
-    if nbytes >= HUGE_PAGE_MIN_BYTES:
-        kernel.prepare_output(t.data_ptr(), nbytes, _threads())
+    kernel.prepare_output(t.data_ptr(), t.numel() * t.element_size(), _threads())
     return t
+
+
+#: large outputs come from here (:class:`~spikeloom.ops._pool.OutputPool`): storages of earlier
+#: outputs that nothing refers to any more are reused instead of mapping and zeroing new memory;
+#: ``OUTPUT_POOL.max_free_bytes = 0`` disables it, ``OUTPUT_POOL.clear()`` frees what it keeps
+OUTPUT_POOL = OutputPool()
+
+
+def _fresh(shape: torch.Size | tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    """An uninitialised output buffer. A large one (``>= HUGE_PAGE_MIN_BYTES``) comes from
+    :data:`OUTPUT_POOL`: a free storage of the same size when there is one, else a newly mapped
+    buffer prepared by ``kernel.prepare_output`` — a transparent-huge-page hint (Linux
+    ``madvise(MADV_HUGEPAGE)``; one page fault per 2 MiB instead of per 4 KiB) and a first
+    touch of its pages split over the threads, so the operating system zeroes them in parallel
+    (values are unaffected: the buffer is uninitialised either way)."""
+    numel = 1
+    for n in shape:
+        numel *= n
+    if numel * torch.empty((), dtype=dtype).element_size() < HUGE_PAGE_MIN_BYTES:
+        return torch.empty(shape, dtype=dtype)
+    return OUTPUT_POOL.empty(tuple(shape), dtype, _new_output)
 
 
 @torch.library.custom_op("spikeloom::neuron_seq", mutates_args=(), device_types="cpu")
