@@ -168,10 +168,31 @@ def test_cost_report_uses_integer_precision():
     fp = measure_cost(m, [x])
     quantize(m, QuantConfig(weight_bits=4))
     q = measure_cost(m, [x])
-    assert {r.precision for r in q.rows if r.role == "synapse"} == {"int8"}
+    assert {r.precision for r in q.rows if r.role == "synapse"} == {"int4"}
     assert {r.precision for r in q.rows if r.role == "neuron"} == {"int32"}
     assert q.snn_energy < fp.snn_energy
     assert model_bytes(m) < 0.2 * model_bytes(small_net())
+    # its 8-bit twin: same counts, dearer synapse rows
+    m8 = quantize(small_net(), QuantConfig(weight_bits=8))
+    q8 = measure_cost(m8, [x])
+    assert q8.totals["Eff_ACs"] == q.totals["Eff_ACs"]
+    assert q.snn_energy < q8.snn_energy
+
+
+@pytest.mark.parametrize("bits,e_mac_pj", [(8, 0.03 + 0.2), (4, 0.015 + 0.05),
+                                           (3, 0.015 + 0.05), (2, 0.0075 + 0.0125)])
+def test_low_bit_energy_hand_computed(bits, e_mac_pj):
+    # analog input (values 0.5, 0.25 and 1 are exact on the 8-bit power-of-two input grid):
+    # 5 non-zero inputs x fan-out 3 = 15 MACs priced at the weight width's add + multiply
+    m = quantize(nn.Sequential(nn.Linear(4, 3, bias=False)),
+                 QuantConfig(weight_bits=bits, neurons=False))
+    x = torch.tensor([[[0.5, 0, 1, 0]], [[0, 0.25, 1, 1]]])
+    m.train()(x)  # calibrates the input quantizer's running max (1.0 -> step 2^-7)
+    r = measure_cost(m, [x])
+    row = r.rows[0]
+    assert (row.eff_macs, row.eff_acs) == (15, 0)
+    assert row.energy_j == pytest.approx(15 * e_mac_pj * 1e-12)
+    assert r.snn_energy == pytest.approx(15 * e_mac_pj * 1e-12)
 
 
 def test_plain_ann_quantizes_and_trains():

@@ -25,6 +25,7 @@ from typing import Any
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ...cost.energy import precision_for_bits
 from ...errors import ConfigError
 from ...neurons import BaseNeuron
 from ...walk import iter_layers
@@ -80,10 +81,6 @@ def is_quantized(model: nn.Module) -> bool:
     return getattr(model, _CONFIG, None) is not None
 
 
-def _precision(bits: int) -> str:
-    return "int8" if bits <= 8 else "int32"
-
-
 def _input_hook(module: nn.Module, args: tuple) -> tuple:
     return (module.input_quant(args[0]), *args[1:])
 
@@ -117,7 +114,7 @@ def quantize(model: nn.Module, config: QuantConfig | None = None) -> nn.Module:
             q = (DuQ(m.weight, cfg.weight_bits) if cfg.weight_method == "duq" else
                  WeightFakeQuant(cfg.weight_bits, cfg.per_channel, cfg.symmetric))
             parametrize.register_parametrization(m, "weight", q)
-            m.cost_precision = _precision(cfg.weight_bits)
+            m.cost_precision = precision_for_bits(cfg.weight_bits)
             if analog_input and cfg.act_bits is not None:
                 m.input_quant = ActFakeQuant(cfg.act_bits, signed=False)
                 setattr(m, _HOOK, m.register_forward_pre_hook(_input_hook))
@@ -129,7 +126,7 @@ def quantize(model: nn.Module, config: QuantConfig | None = None) -> nn.Module:
                     raise ConfigError("quantize a model that contains the neuron, not the "
                                       "neuron itself (wrap it: QuantNeuron(neuron))")
                 qn = QuantNeuron(m, cfg.mem_bits, cfg.decay_bits, cfg.v_range)
-                qn.cost_precision = _precision(cfg.mem_bits)
+                qn.cost_precision = precision_for_bits(cfg.mem_bits)
                 _set_child(model, layer.name, qn)
     setattr(model, _CONFIG, cfg)
     return model
