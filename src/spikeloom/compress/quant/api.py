@@ -29,7 +29,7 @@ from ...cost.energy import precision_for_bits
 from ...errors import ConfigError
 from ...neurons import BaseNeuron
 from ...walk import iter_layers
-from .fake import ActFakeQuant, DuQ, WeightFakeQuant, check_bits
+from .fake import DUQ_INITS, ActFakeQuant, DuQ, WeightFakeQuant, check_bits
 from .neuron import QuantNeuron
 
 __all__ = ["QuantConfig", "quantize", "dequantize", "is_quantized", "SUPPORTED_SYNAPSES"]
@@ -47,8 +47,11 @@ class QuantConfig:
     Attributes:
         weight_bits: 2..8.
         weight_method: ``"uniform"`` (max-abs / min-max scale) or ``"duq"`` (spec A8,
-            learnable clip and scale per tensor).
-        per_channel: one weight scale per output channel (uniform only).
+            learnable clip and scale).
+        per_channel: one weight scale per output channel (both methods; the spec's DuQ is
+            per tensor: ``per_channel=False``).
+        duq_init: DuQ's initial clip/scale, ``"3sigma"`` (spec) or ``"mse"`` (least squares,
+            :func:`~.fake.duq_mse_init`).
         symmetric: symmetric weight grid (uniform only).
         act_bits: bits of analog synapse inputs (``None``: leave them in float).
         neurons: put neurons on the fixed-point grid (:class:`QuantNeuron`).
@@ -59,6 +62,7 @@ class QuantConfig:
     weight_method: str = "uniform"
     per_channel: bool = True
     symmetric: bool = True
+    duq_init: str = "3sigma"
     act_bits: int | None = 8
     neurons: bool = True
     mem_bits: int = 16
@@ -72,6 +76,9 @@ class QuantConfig:
         if self.weight_method not in ("uniform", "duq"):
             raise ConfigError(f"weight_method must be 'uniform' or 'duq', got "
                               f"{self.weight_method!r}")
+        if self.duq_init not in DUQ_INITS:
+            raise ConfigError(f"duq_init must be one of {', '.join(DUQ_INITS)}, got "
+                              f"{self.duq_init!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,7 +118,8 @@ def quantize(model: nn.Module, config: QuantConfig | None = None) -> nn.Module:
     for layer in layers:
         m = layer.module
         if layer.role == "synapse":
-            q = (DuQ(m.weight, cfg.weight_bits) if cfg.weight_method == "duq" else
+            q = (DuQ(m.weight, cfg.weight_bits, cfg.per_channel, cfg.duq_init)
+                 if cfg.weight_method == "duq" else
                  WeightFakeQuant(cfg.weight_bits, cfg.per_channel, cfg.symmetric))
             parametrize.register_parametrization(m, "weight", q)
             m.cost_precision = precision_for_bits(cfg.weight_bits)

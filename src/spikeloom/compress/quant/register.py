@@ -1,7 +1,7 @@
 """``spikeloom compress --method int8|quant|duq|ternary``: quantization-aware fine-tuning.
 
 Options (shared by the three methods): ``--bits`` (weights; default 8, ``duq``: 2),
-``--per-tensor``, ``--asymmetric``, ``--act-bits`` (analog inputs, default 8), ``--mem-bits``
+``--per-tensor``, ``--asymmetric``, ``--duq-init 3sigma|mse``, ``--act-bits`` (analog inputs, default 8), ``--mem-bits``
 (membrane, default 16), ``--no-neuron-quant`` (keep neurons in float).
 """
 
@@ -14,6 +14,7 @@ from torch import nn
 
 from ..methods import add_option, register_method
 from .api import QuantConfig, quantize
+from .fake import DUQ_INITS
 
 __all__ = ["config_from_args"]
 
@@ -21,7 +22,10 @@ __all__ = ["config_from_args"]
 def _add_args(p: argparse.ArgumentParser) -> None:
     add_option(p, "--bits", type=int, default=None,
                help="weight bits 2..8 (default 8; duq: 2 = ternary)")
-    add_option(p, "--per-tensor", action="store_true", help="one weight scale per tensor")
+    add_option(p, "--per-tensor", action="store_true",
+               help="one weight scale per tensor (default: per output channel)")
+    add_option(p, "--duq-init", choices=list(DUQ_INITS), default="3sigma",
+               help="DuQ's initial clip/scale: 3sigma (spec) or mse (least squares)")
     add_option(p, "--asymmetric", action="store_true", help="asymmetric weight grid")
     add_option(p, "--act-bits", type=int, default=8, help="bits of analog inputs (default 8)")
     add_option(p, "--mem-bits", type=int, default=16, help="membrane bits (default 16)")
@@ -35,6 +39,7 @@ def config_from_args(args: argparse.Namespace, method: str = "uniform",
     return QuantConfig(
         weight_bits=args.bits if args.bits is not None else default_bits,
         weight_method=method, per_channel=not args.per_tensor, symmetric=not args.asymmetric,
+        duq_init=args.duq_init,
         act_bits=args.act_bits, neurons=not args.no_neuron_quant, mem_bits=args.mem_bits)
 
 
