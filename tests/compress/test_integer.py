@@ -55,7 +55,7 @@ def test_conv2d_int_matches_torch():
 
 @pytest.mark.parametrize("cfg", [
     QuantConfig(), QuantConfig(weight_bits=4),
-    QuantConfig(weight_bits=2, weight_method="duq", duq_init="mse"),  # per-channel ternary
+    QuantConfig(weight_bits=2, weight_method="duq", duq_init="mse", per_channel=True),
 ], ids=["int8", "int4", "duq2-channel-mse"])
 def test_random_net_bit_exact_and_file_round_trip(tmp_path: Path, cfg: QuantConfig):
     m = quantize(_net(), cfg)

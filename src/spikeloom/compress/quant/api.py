@@ -48,8 +48,8 @@ class QuantConfig:
         weight_bits: 2..8.
         weight_method: ``"uniform"`` (max-abs / min-max scale) or ``"duq"`` (spec A8,
             learnable clip and scale).
-        per_channel: one weight scale per output channel (both methods; the spec's DuQ is
-            per tensor: ``per_channel=False``).
+        per_channel: one weight scale per output channel instead of one per tensor; ``None``:
+            the method's default (uniform per channel, DuQ per tensor as in spec A8).
         duq_init: DuQ's initial clip/scale, ``"3sigma"`` (spec) or ``"mse"`` (least squares,
             :func:`~.fake.duq_mse_init`).
         symmetric: symmetric weight grid (uniform only).
@@ -60,7 +60,7 @@ class QuantConfig:
 
     weight_bits: int = 8
     weight_method: str = "uniform"
-    per_channel: bool = True
+    per_channel: bool | None = None
     symmetric: bool = True
     duq_init: str = "3sigma"
     act_bits: int | None = 8
@@ -118,9 +118,9 @@ def quantize(model: nn.Module, config: QuantConfig | None = None) -> nn.Module:
     for layer in layers:
         m = layer.module
         if layer.role == "synapse":
-            q = (DuQ(m.weight, cfg.weight_bits, cfg.per_channel, cfg.duq_init)
-                 if cfg.weight_method == "duq" else
-                 WeightFakeQuant(cfg.weight_bits, cfg.per_channel, cfg.symmetric))
+            pc = cfg.per_channel if cfg.per_channel is not None else cfg.weight_method != "duq"
+            q = (DuQ(m.weight, cfg.weight_bits, pc, cfg.duq_init) if cfg.weight_method == "duq"
+                 else WeightFakeQuant(cfg.weight_bits, pc, cfg.symmetric))
             parametrize.register_parametrization(m, "weight", q)
             m.cost_precision = precision_for_bits(cfg.weight_bits)
             if analog_input and cfg.act_bits is not None:
