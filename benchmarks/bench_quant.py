@@ -75,7 +75,8 @@ def main() -> None:
     rows = {}
     variants = [("int8", ["--method", "int8", "--bits", "8"]),
                 ("int4", ["--method", "quant", "--bits", "4"]),
-                ("duq-b2", ["--method", "duq", "--bits", "2", "--duq-init", "mse", "--per-channel"])]
+                ("duq-b2", ["--method", "duq", "--bits", "2", "--duq-init", "mse",
+                            "--per-channel"])]
     ft = ["--epochs", str(a.ft_epochs)] + (["--lr", str(a.ft_lr)] if a.ft_lr else [])
     for name, opts in variants:
         if a.only and name not in a.only:

@@ -13,8 +13,14 @@ import pytest
 import torch
 from torch import nn
 
-from spikeloom.cost import (CostReport, Energy45nm, NeuronOpCount, measure_cost,
-                            precision_for_bits, register_counter)
+from spikeloom.cost import (
+    CostReport,
+    Energy45nm,
+    NeuronOpCount,
+    measure_cost,
+    precision_for_bits,
+    register_counter,
+)
 from spikeloom.probes import Probed
 from spikeloom.walk import register_role
 

@@ -98,7 +98,8 @@ def test_fixup_std_rules():
     net = FixupResNet(depth=56, widths=(16, 16, 16))  # 27 blocks, conv1 fan_out = 144
     w = torch.cat([b.conv1.weight.detach().flatten() for b in net.blocks])
     assert float(w.std()) == pytest.approx((2 / 144) ** 0.5 * 27 ** -0.5, rel=0.03)
-    assert float(net.stem.weight.detach().std()) == pytest.approx((2 / 27) ** 0.5, rel=0.2)  # fan-in
+    stem_std = float(net.stem.weight.detach().std())
+    assert stem_std == pytest.approx((2 / 27) ** 0.5, rel=0.2)  # He fan-in
     fixup_init(net, "bdi")
     w = torch.cat([b.conv1.weight.detach().flatten() for b in net.blocks])
     assert float(w.std()) == pytest.approx((2 / 144) ** 0.5 * 27 ** (-2 / 3), rel=0.03)

@@ -17,7 +17,8 @@ synapse type (a module whose :func:`spikeloom.walk.role_of` is ``"synapse"``):
 * ``step_output(module, y, T) -> y_step``: the output of one step in that case (its shape is
   what ``synops`` uses);
 * ``precision``: arithmetic precision of the layer (``"fp32"``, ``"fp16"``, ``"int32"``,
-  ``"int8"``, ``"int4"``, ``"ternary"``), a function of the module returning one, or ``None`` for the energy model's.
+  ``"int8"``, ``"int4"``, ``"ternary"``), a function of the module returning one, or ``None``
+  for the energy model's.
 
 Counters live in :data:`COUNTERS`, a :class:`~spikeloom.registry.TypeRegistry`, so a subclass
 inherits its parent's counter. A new synapse type registers its role and counter next to its

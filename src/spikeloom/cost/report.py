@@ -50,8 +50,8 @@ class LayerCost:
         calls: number of forward calls seen while measuring (all batches).
         first_layer_once: the first-layer "once" rule was applied to this row.
         precision: arithmetic precision of the row (one of
-            :data:`~spikeloom.cost.PRECISIONS`); its energy uses that precision's table entries. Files written before
-            rows had a precision load as ``"fp32"``.
+            :data:`~spikeloom.cost.PRECISIONS`); its energy uses that precision's table
+            entries. Files written before rows had a precision load as ``"fp32"``.
         energy_j: energy of this row in joules under the report's energy model.
     """
 

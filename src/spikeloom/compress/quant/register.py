@@ -15,7 +15,6 @@ from typing import Any
 from torch import nn
 
 from ...errors import ConfigError
-
 from ..methods import add_option, register_method
 from .api import QuantConfig, quantize
 from .fake import DUQ_INITS
