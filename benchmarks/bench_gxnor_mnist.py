@@ -10,7 +10,7 @@ paper's 99.32 % selected on test) and evaluated once on the 10,000 test images; 
 operation fraction is measured on the first 1,000 test images, and the energy per image by the
 cost report (conv/dense rows priced ``ternary``).
 
-    python benchmarks/bench_gxnor_mnist.py [--epochs 18] [--root ../shared/data/mnist]
+    python benchmarks/bench_gxnor_mnist.py [--epochs 15] [--batch 100] [--lr-end 1e-5]
 
 Writes ``benchmarks/results/gxnor_mnist.json``.
 """
@@ -65,11 +65,11 @@ def accuracy(net, x, y, bs: int = 1000) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", default="../shared/data/mnist")
-    ap.add_argument("--epochs", type=int, default=18)
+    ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--shift", type=int, default=2, help="random translation in pixels (0: off)")
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--lr", type=float, default=0.02)
-    ap.add_argument("--lr-end", type=float, default=0.0005)
+    ap.add_argument("--lr-end", type=float, default=1e-5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-minutes", type=float, default=60.0, help="stop after this long")
     a = ap.parse_args()
