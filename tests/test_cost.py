@@ -13,7 +13,14 @@ import pytest
 import torch
 from torch import nn
 
-from spikeloom.cost import CostReport, Energy45nm, NeuronOpCount, measure_cost, register_counter
+from spikeloom.cost import (
+    CostReport,
+    Energy45nm,
+    NeuronOpCount,
+    measure_cost,
+    precision_for_bits,
+    register_counter,
+)
 from spikeloom.probes import Probed
 from spikeloom.walk import register_role
 
@@ -481,6 +488,19 @@ def test_energy_table_values() -> None:
     assert (f16.e_mac, f16.e_ac, f16.e_mem) == (pytest.approx(1.5e-12), 0.4e-12, 1e-12)
     with pytest.raises(ValueError, match="precision"):
         Energy45nm.for_precision("fp8")  # type: ignore[arg-type]
+    # sub-8-bit rows derived from int8: adds linear, multiplies quadratic in the width
+    i4, tern = Energy45nm.for_precision("int4"), Energy45nm.for_precision("ternary")
+    assert (i4.e_ac, i4.e_mac) == (pytest.approx(0.015e-12), pytest.approx(0.065e-12))
+    assert (tern.e_ac, tern.e_mac) == (pytest.approx(0.0075e-12), pytest.approx(0.02e-12))
+    assert e.int4_add == pytest.approx(e.int8_add * 4 / 8)
+    assert e.int4_mult == pytest.approx(e.int8_mult * (4 / 8) ** 2)
+    # the laws the derivation rests on hold for the measured int8 -> int32 entries within 20 %
+    assert e.int32_add / e.int8_add == pytest.approx(32 / 8, rel=0.2)
+    assert e.int32_mult / e.int8_mult == pytest.approx((32 / 8) ** 2, rel=0.2)
+    assert [precision_for_bits(b) for b in (2, 3, 4, 5, 8, 16)] == [
+        "ternary", "int4", "int4", "int8", "int8", "int32"]
+    with pytest.raises(ValueError, match="bits must be an integer >= 2"):
+        precision_for_bits(1)
     with pytest.raises(ValueError, match="e_ac"):
         Energy45nm(e_ac=-1.0)
 
@@ -749,4 +769,4 @@ def test_precision_per_layer_sets_row_energy(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no synapse or neuron named 'nope'"):
         measure_cost(hand_net(), [HAND_X], precision={"nope": "int8"})
     with pytest.raises(ValueError, match="precision of '0'"):
-        measure_cost(hand_net(), [HAND_X], precision={"0": "int4"})
+        measure_cost(hand_net(), [HAND_X], precision={"0": "int3"})

@@ -51,6 +51,15 @@ def test_error_quantized_in_backward():
     assert all(abs(v / step - round(v / step)) < 1e-9 for v in g[:2])
 
 
+def test_dynamic_range_activation():
+    x = torch.tensor([0.05, 0.3, -0.1, 2.9], requires_grad=True)
+    y = ActQuant8(dynamic=True)(x)
+    # R(x) = 2^round(log2 2.9) = 4: grid 4/128 on [0, 4 - 4/128]
+    assert y.tolist() == pytest.approx([0.0625, 0.3125, 0.0, 2.90625])
+    y.backward(torch.ones(4))
+    assert x.grad[2] == 0.0 and x.grad[3] != 0.0  # 2.9 < 4 is inside the dynamic range
+
+
 def test_integer_sgd_grid_invariant_and_no_state():
     torch.manual_seed(0)
     net = FixupResNet(depth=8, widths=(4, 8, 8), act="eoq")
@@ -89,6 +98,8 @@ def test_fixup_std_rules():
     net = FixupResNet(depth=56, widths=(16, 16, 16))  # 27 blocks, conv1 fan_out = 144
     w = torch.cat([b.conv1.weight.detach().flatten() for b in net.blocks])
     assert float(w.std()) == pytest.approx((2 / 144) ** 0.5 * 27 ** -0.5, rel=0.03)
+    stem_std = float(net.stem.weight.detach().std())
+    assert stem_std == pytest.approx((2 / 27) ** 0.5, rel=0.2)  # He fan-in
     fixup_init(net, "bdi")
     w = torch.cat([b.conv1.weight.detach().flatten() for b in net.blocks])
     assert float(w.std()) == pytest.approx((2 / 144) ** 0.5 * 27 ** (-2 / 3), rel=0.03)

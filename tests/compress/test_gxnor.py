@@ -97,3 +97,21 @@ def test_measure_gated_fraction_counts_nonzero_pairs():
     # executed pairs: row 0: (1,1) -> 1; row 1: (1,-1) at index 3 -> 1; of 8
     assert f["0"] == pytest.approx(2 / 8) and f["total"] == pytest.approx(2 / 8)
     assert torch.equal(snap(torch.tensor([0.4, 0.6, -3.0])), torch.tensor([0.0, 1.0, -1.0]))
+
+
+def test_gxnor_net_is_priced_at_its_weight_width():
+    from spikeloom.cost import Energy45nm, measure_cost
+
+    torch.manual_seed(0)
+    x = (torch.rand(1, 2, 1, 28, 28) * 2 - 1,)  # [T=1, B=2, ...]; T and B merged below
+    costs = {}
+    for N, want in [(1, "ternary"), (2, "int4")]:
+        net = torch.nn.Sequential(torch.nn.Flatten(0, 1), GXNORNet(N=N, width=(2, 4, 8)))
+        r = measure_cost(net, [x])
+        syn = [row for row in r.rows if row.role == "synapse"]
+        assert {row.precision for row in syn} == {want}
+        add, mult = Energy45nm().add_mult(want)
+        ops = sum(row.eff_macs for row in syn), sum(row.eff_acs for row in syn)
+        assert r.snn_energy == pytest.approx(ops[0] * (add + mult) + ops[1] * add)
+        costs[N] = r
+    assert costs[1].snn_energy < costs[2].snn_energy

@@ -53,8 +53,12 @@ def test_conv2d_int_matches_torch():
         assert out.dtype == np.int64 and np.array_equal(out, ref.long().numpy())
 
 
-def test_random_net_bit_exact_and_file_round_trip(tmp_path: Path):
-    m = quantize(_net(), QuantConfig())
+@pytest.mark.parametrize("cfg", [
+    QuantConfig(), QuantConfig(weight_bits=4),
+    QuantConfig(weight_bits=2, weight_method="duq", duq_init="mse", per_channel=True),
+], ids=["int8", "int4", "duq2-channel-mse"])
+def test_random_net_bit_exact_and_file_round_trip(tmp_path: Path, cfg: QuantConfig):
+    m = quantize(_net(), cfg)
     g = torch.Generator().manual_seed(1)
     x = (torch.rand(5, 6, 2, 16, 16, generator=g) < 0.3).float() * 2
     _train(m, [x], [torch.arange(6) % 10], 4)

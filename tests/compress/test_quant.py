@@ -15,6 +15,7 @@ from spikeloom.compress.quant import (
     QuantNeuron,
     WeightFakeQuant,
     dequantize,
+    duq_mse_init,
     quantize,
 )
 from spikeloom.compress.size import model_bytes
@@ -48,6 +49,37 @@ def test_duq_ternary_and_8bit_levels():
     # init: max(|mu - 3 sd|, |mu + 3 sd|)
     mu, sd = float(w.mean()), float(w.std())
     assert float(q.a.detach()) == pytest.approx(max(abs(mu - 3 * sd), abs(mu + 3 * sd)), rel=1e-6)
+
+
+def test_duq_mse_init_hand_computed():
+    # ternary fit of [0.9, -1.1, 0.1, 0]: codes [1, -1, 0, 0] (any clip in (0.2, 1.8]), the
+    # least-squares step <w, q>/<q, q> = 2/2 = 1, error 0.01 + 0.01 + 0.01; the first grid clip
+    # k/64 * 1.1 above 0.2 is k = 12
+    w = torch.tensor([0.9, -1.1, 0.1, 0.0], dtype=torch.float64)
+    a, c = duq_mse_init(w, bits=2)
+    assert float(a) == pytest.approx(12 / 64 * 1.1) and float(c) == pytest.approx(1.0)
+    q = DuQ(w, bits=2, init="mse")
+    assert q(w).detach().tolist() == pytest.approx([1.0, -1.0, 0.0, 0.0])
+
+
+def test_duq_per_channel_and_mse_init_fit_better():
+    torch.manual_seed(0)
+    w = torch.randn(8, 4, 3, 3) * torch.linspace(0.1, 2.0, 8)[:, None, None, None]
+    errs = {}
+    for pc in (False, True):
+        for init in ("3sigma", "mse"):
+            q = DuQ(w, bits=2, per_channel=pc, init=init)
+            assert q.a.shape == ((8, 1, 1, 1) if pc else ())
+            vals = q(w).detach()
+            if pc:  # ternary per channel: {-c_k, 0, c_k}
+                assert all(len(torch.unique(v)) <= 3 for v in vals)
+            errs[pc, init] = float(((vals - w) ** 2).sum())
+    # the spec's 3-sigma clip zeroes nearly all ternary weights; least squares does better,
+    # and one scale per channel better still on channels of different spread
+    assert errs[False, "mse"] < 0.8 * errs[False, "3sigma"]
+    assert errs[True, "mse"] < errs[False, "mse"]
+    with pytest.raises(ConfigError, match="DuQ init must be one of 3sigma, mse"):
+        DuQ(w, init="minmax")
 
 
 def test_duq_gradient_is_plain_ste_inside_clip():
@@ -168,10 +200,31 @@ def test_cost_report_uses_integer_precision():
     fp = measure_cost(m, [x])
     quantize(m, QuantConfig(weight_bits=4))
     q = measure_cost(m, [x])
-    assert {r.precision for r in q.rows if r.role == "synapse"} == {"int8"}
+    assert {r.precision for r in q.rows if r.role == "synapse"} == {"int4"}
     assert {r.precision for r in q.rows if r.role == "neuron"} == {"int32"}
     assert q.snn_energy < fp.snn_energy
     assert model_bytes(m) < 0.2 * model_bytes(small_net())
+    # its 8-bit twin: same counts, dearer synapse rows
+    m8 = quantize(small_net(), QuantConfig(weight_bits=8))
+    q8 = measure_cost(m8, [x])
+    assert q8.totals["Eff_ACs"] == q.totals["Eff_ACs"]
+    assert q.snn_energy < q8.snn_energy
+
+
+@pytest.mark.parametrize("bits,e_mac_pj", [(8, 0.03 + 0.2), (4, 0.015 + 0.05),
+                                           (3, 0.015 + 0.05), (2, 0.0075 + 0.0125)])
+def test_low_bit_energy_hand_computed(bits, e_mac_pj):
+    # analog input (values 0.5, 0.25 and 1 are exact on the 8-bit power-of-two input grid):
+    # 5 non-zero inputs x fan-out 3 = 15 MACs priced at the weight width's add + multiply
+    m = quantize(nn.Sequential(nn.Linear(4, 3, bias=False)),
+                 QuantConfig(weight_bits=bits, neurons=False))
+    x = torch.tensor([[[0.5, 0, 1, 0]], [[0, 0.25, 1, 1]]])
+    m.train()(x)  # calibrates the input quantizer's running max (1.0 -> step 2^-7)
+    r = measure_cost(m, [x])
+    row = r.rows[0]
+    assert (row.eff_macs, row.eff_acs) == (15, 0)
+    assert row.energy_j == pytest.approx(15 * e_mac_pj * 1e-12)
+    assert r.snn_energy == pytest.approx(15 * e_mac_pj * 1e-12)
 
 
 def test_plain_ann_quantizes_and_trains():

@@ -4,7 +4,8 @@
   (round-half-even to the ``σ(k)`` grid), :func:`C` (saturate to ``±(1 − σ)``), :func:`R`
   (power-of-two range), :func:`SQ` (shift quantizer), :func:`SR` (stochastic rounding).
 * :class:`ActQuant8` — ReLU output on the 8-bit grid (STE forward) whose *backward* quantizes the
-  error with ``SQ(·, 8)``.
+  error with ``SQ(·, 8)``; the grid spans ``[0, 1)`` (fixed) or ``[0, R(x))`` (``dynamic``:
+  a per-tensor power-of-two range, the spec's remedy for BN-free activation drift).
 * :class:`IntegerSGD` — 8-bit gradient codes ``n = clip(SR(γ·g/R(g)), ±(γ−1))`` and an update of
   a whole number of weight-grid steps by stochastic rounding [RECON: ``ΔW = σ(8)·SR(lr·n·R(g)/
   (γ·σ(8)))``, the SR of the SGD step in grid units]; ``W ← C(W − ΔW, 8)``. The weight is the
@@ -84,28 +85,39 @@ def on_weight_grid(w: Tensor, k: int = 8) -> bool:
 
 class _ActQ(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, k: int, ke: int) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x)
-        ctx.k, ctx.ke = k, ke
-        return torch.clamp(Q(x, k), 0.0, 1 - sigma(k))
+    def forward(ctx, x: Tensor, k: int, ke: int, dynamic: bool) -> Tensor:  # type: ignore[override]
+        r = R(x) if dynamic else torch.ones((), dtype=x.dtype, device=x.device)
+        ctx.save_for_backward(x, r)
+        ctx.ke = ke
+        return r * torch.clamp(Q(x / r, k), 0.0, 1 - sigma(k))
 
     @staticmethod
     def backward(ctx, e: Tensor):  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        inside = ((x > 0) & (x < 1)).to(e.dtype)  # STE through ReLU + saturation
-        return SQ(e * inside, ctx.ke), None, None
+        x, r = ctx.saved_tensors
+        inside = ((x > 0) & (x < r)).to(e.dtype)  # STE through ReLU + saturation
+        return SQ(e * inside, ctx.ke), None, None, None
 
 
 class ActQuant8(nn.Module):
-    """ReLU + ``k``-bit activation grid in ``[0, 1 − σ]`` forward; the error flowing back is
-    quantized with ``SQ(·, ke)``."""
+    """ReLU + ``k``-bit activation grid forward; the error flowing back is quantized with
+    ``SQ(·, ke)``.
 
-    def __init__(self, k: int = 8, ke: int = 8) -> None:
+    ``dynamic=False``: the fixed grid ``Q(x, k)`` on ``[0, 1 − σ]``. ``dynamic=True``:
+    ``R(x)·C(Q(x/R(x), k))`` on ``[0, R(x)(1 − σ)]`` with the per-tensor power-of-two range
+    ``R`` (a shift). Without BN the fixed range is the failure mode the spec warns of: measured
+    on the MNIST Fixup ResNet-8 (``benchmarks/bench_eoq.py``), activations saturating at 1 get
+    no gradient and training stalls even with float SGD.
+    """
+
+    def __init__(self, k: int = 8, ke: int = 8, dynamic: bool = False) -> None:
         super().__init__()
-        self.k, self.ke = int(k), int(ke)
+        self.k, self.ke, self.dynamic = int(k), int(ke), bool(dynamic)
 
     def forward(self, x: Tensor) -> Tensor:
-        return _ActQ.apply(x, self.k, self.ke)
+        return _ActQ.apply(x, self.k, self.ke, self.dynamic)
+
+    def extra_repr(self) -> str:
+        return f"k={self.k}, ke={self.ke}, dynamic={self.dynamic}"
 
 
 class IntegerSGD(torch.optim.Optimizer):
@@ -200,11 +212,12 @@ class FixupResNet(nn.Module):
         act: ``"relu"`` (ANN), ``"eoq"`` (:class:`ActQuant8`), or ``"lif"`` (spiking; needs
             ``T`` and input ``[T, B, C, H, W]``).
         T: time steps of the spiking version.
+        dynamic_range: ``act="eoq"`` with the power-of-two dynamic activation range.
     """
 
     def __init__(self, depth: int = 20, widths: tuple[int, int, int] = (16, 32, 64),
                  in_channels: int = 3, num_classes: int = 10, act: str = "relu",
-                 T: int | None = None) -> None:
+                 T: int | None = None, dynamic_range: bool = False) -> None:
         super().__init__()
         if (depth - 2) % 6:
             raise ConfigError(f"FixupResNet depth must be 6n+2 (20, 32, 56, 110), got {depth}")
@@ -218,7 +231,7 @@ class FixupResNet(nn.Module):
                 return _SeqAct(LIF(v_th=0.5, decay=0.5), T)
         elif act in ("relu", "eoq"):
             def make() -> nn.Module:
-                return nn.ReLU() if act == "relu" else ActQuant8()
+                return nn.ReLU() if act == "relu" else ActQuant8(dynamic=dynamic_range)
         else:
             raise ConfigError(f"act must be 'relu', 'eoq' or 'lif', got {act!r}")
         self.T = T if act == "lif" else None
@@ -249,7 +262,9 @@ def fixup_init(model: nn.Module, variant: str = "standard") -> nn.Module:
     ``"standard"``: conv1 ~ N(0, 2/fan_out)·L^(−1/2) (basic blocks, ``m = 2``), conv2 = 0,
     shortcut convs He (fan-out); ``"bdi"``: conv1 ~ N(0, 2/fan_in)·L^(−2/3), conv2 = 0,
     shortcut ~ N(0, 1/fan_in). The last linear layer is zero in both; convs outside the blocks
-    (the stem) are He (fan-out).
+    (the stem) are He with fan-in ``N(0, 2/fan_in)``: the stem is in no residual branch, and
+    with one input channel a fan-out init (fan-out 72 vs fan-in 9 for 8 3×3 filters) shrinks
+    MNIST activations to a mean of ~0.01, about one step of the 8-bit grid.
     """
     if variant not in ("standard", "bdi"):
         raise ConfigError(f"fixup variant must be 'standard' or 'bdi', got {variant!r}")
@@ -273,8 +288,8 @@ def fixup_init(model: nn.Module, variant: str = "standard") -> nn.Module:
                 sw.normal_(0.0, sc_std)
         in_blocks = {id(c) for b in blocks for c in b.modules()}
         for m in model.modules():
-            if isinstance(m, nn.Conv2d) and id(m) not in in_blocks:  # the stem: He (fan-out)
-                m.weight.normal_(0.0, math.sqrt(2.0 / (m.weight.shape[0] * m.weight[0, 0].numel())))
+            if isinstance(m, nn.Conv2d) and id(m) not in in_blocks:  # the stem: He (fan-in)
+                m.weight.normal_(0.0, math.sqrt(2.0 / m.weight[0].numel()))
             if isinstance(m, nn.Linear):
                 m.weight.zero_()
                 if m.bias is not None:

@@ -13,16 +13,19 @@ moment of training: there is no hidden full-precision weight.
   and :func:`gated_fraction` — the fraction of multiply operations a gated-XNOR unit executes
   (both operands non-zero), measured per layer by :func:`measure_gated_fraction`.
 * :class:`GXNORNet` — the MNIST network of the reference code: 32C5-MP2-BN-φ, 64C5-MP2-BN-φ,
-  FC512-BN-φ, FC10-BN, no biases, discrete conv/dense weights.
+  FC512-BN-φ, FC10-BN, no biases, discrete conv/dense weights (priced as ``ternary`` for
+  ``N = 1``, ``int4`` for ``N = 2`` by :func:`spikeloom.cost.measure_cost`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
 from torch import Tensor, nn
 
+from ..cost.energy import precision_for_bits
 from ..errors import ConfigError
 
 __all__ = ["discrete_states", "snap", "GXNORActivation", "DST", "gated_xnor_dot",
@@ -230,6 +233,10 @@ class GXNORNet(nn.Module):
             nn.Flatten(), nn.Linear(c2 * 16, f, bias=False), nn.BatchNorm1d(f, **bn), act(),
             nn.Linear(f, 10, bias=False), nn.BatchNorm1d(10, **bn))
         self.N, self.H = N, H
+        bits = math.ceil(math.log2(2 ** N + 1))  # 2^N + 1 states
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.cost_precision = precision_for_bits(bits)  # priced by the cost report
         with torch.no_grad():
             for p in self.discrete_parameters():
                 p.copy_(snap(torch.empty_like(p).uniform_(-H, H), N, H))

@@ -22,7 +22,7 @@ from .counters import (
     counter_of,
     register_counter,
 )
-from .energy import Energy45nm, NeuronOpCount
+from .energy import Energy45nm, NeuronOpCount, precision_for_bits
 from .measure import measure_cost
 from .report import CostReport, LayerCost
 
@@ -38,5 +38,6 @@ __all__ = [
     "SynapseCounter",
     "counter_of",
     "measure_cost",
+    "precision_for_bits",
     "register_counter",
 ]

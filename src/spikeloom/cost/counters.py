@@ -17,7 +17,8 @@ synapse type (a module whose :func:`spikeloom.walk.role_of` is ``"synapse"``):
 * ``step_output(module, y, T) -> y_step``: the output of one step in that case (its shape is
   what ``synops`` uses);
 * ``precision``: arithmetic precision of the layer (``"fp32"``, ``"fp16"``, ``"int32"``,
-  ``"int8"``), a function of the module returning one, or ``None`` for the energy model's.
+  ``"int8"``, ``"int4"``, ``"ternary"``), a function of the module returning one, or ``None``
+  for the energy model's.
 
 Counters live in :data:`COUNTERS`, a :class:`~spikeloom.registry.TypeRegistry`, so a subclass
 inherits its parent's counter. A new synapse type registers its role and counter next to its
@@ -64,7 +65,7 @@ __all__ = [
 ]
 
 #: Precisions with an entry in the energy table (:class:`~spikeloom.cost.Energy45nm`).
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int32", "int8")
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int32", "int8", "int4", "ternary")
 
 _CONV_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONVT_TYPES: tuple[type[nn.Module], ...] = (
@@ -108,7 +109,7 @@ class SynapseCounter:
             inputs (and MACs of internal analog stages).
         step_input: ``(module, x, T, B) -> (x_step | None, why)`` for ``first_layer="once"``.
         step_output: ``(module, y, T) -> y_step`` for ``first_layer="once"``.
-        precision: ``"fp32"``/``"fp16"``/``"int32"``/``"int8"``, ``module -> str | None``, or
+        precision: one of :data:`PRECISIONS`, ``module -> str | None``, or
             ``None`` (the energy model's precision).
     """
 

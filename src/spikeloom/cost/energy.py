@@ -4,6 +4,19 @@ The table is the one of M. Horowitz, "Computing's energy problem (and what we ca
 it)", ISSCC 2014: adds and multiplies per precision, SRAM and DRAM reads. The synaptic energies
 ``e_mac`` / ``e_ac`` follow the common SNN convention ``E_MAC = 4.6 pJ`` (32-bit FP mult 3.7 +
 add 0.9) and ``E_AC = 0.9 pJ`` (32-bit FP add).
+
+Sub-8-bit rows (``int4``, ``ternary``) are not in Horowitz's table; they are *derived* from its
+int8 entries by the textbook scaling of integer arithmetic with operand width ``n``: a
+ripple-carry adder is ``n`` full adders (energy ∝ ``n``), an array multiplier ``n²`` partial
+products (energy ∝ ``n²``). The table itself follows these laws within 20 %: int32/int8 add
+0.1/0.03 = 3.3 (linear law: 4), mult 3.1/0.2 = 15.5 (quadratic law: 16). Hence::
+
+    int4:    add = 0.03 pJ · 4/8 = 0.015 pJ      mult = 0.2 pJ · (4/8)² = 0.05 pJ
+    ternary: add = 0.03 pJ · 2/8 = 0.0075 pJ     mult = 0.2 pJ · (2/8)² = 0.0125 pJ
+
+(ternary = 2-bit codes {−1, 0, 1}). Like the int8 row, a row's precision is its weight
+operand's; the wider accumulator (int32 in the integer program) is not priced separately, so
+these are estimates of the relative saving, not circuit measurements.
 """
 
 from __future__ import annotations
@@ -12,7 +25,22 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
-__all__ = ["Energy45nm", "NeuronOpCount"]
+__all__ = ["Energy45nm", "NeuronOpCount", "precision_for_bits"]
+
+
+def precision_for_bits(bits: int) -> str:
+    """Cost-report precision of ``bits``-bit integers: rounded up to the next width with an
+    energy entry (2 → ``"ternary"``, 3–4 → ``"int4"``, 5–8 → ``"int8"``, wider → ``"int32"``).
+
+    Raises:
+        ValueError: ``bits`` < 2.
+    """
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits < 2:
+        raise ValueError(f"bits must be an integer >= 2, got {bits!r}")
+    for width, name in ((2, "ternary"), (4, "int4"), (8, "int8")):
+        if bits <= width:
+            return name
+    return "int32"
 
 
 @dataclass(frozen=True)
@@ -21,7 +49,8 @@ class Energy45nm:
 
     ``e_mac`` / ``e_ac`` are the energies used for synaptic MACs and accumulates; the defaults are
     ``E_MAC = 4.6 pJ`` (32-bit FP mult 3.7 + add 0.9) and ``E_AC = 0.9 pJ`` (32-bit FP add).
-    :meth:`for_precision` builds the same pair from the table for fp16 / int8 / int32. The
+    :meth:`for_precision` builds the same pair from the table for fp16 / int8 / int32 (and the
+    derived int4 / ternary entries, see the module docstring). The
     remaining table entries are kept for reference and for the optional terms:
 
     * neuron updates (``include_neuron``, off by default): per update
@@ -47,6 +76,10 @@ class Energy45nm:
     fp32_add: float = 0.9e-12
     fp16_mult: float = 1.1e-12
     fp32_mult: float = 3.7e-12
+    int4_add: float = 0.015e-12  # derived: int8_add · 4/8 (module docstring)
+    int4_mult: float = 0.05e-12  # derived: int8_mult · (4/8)²
+    ternary_add: float = 0.0075e-12  # derived: int8_add · 2/8
+    ternary_mult: float = 0.0125e-12  # derived: int8_mult · (2/8)²
     sram_read64_8kb: float = 10e-12
     sram_read64_32kb: float = 20e-12
     sram_read64_1mb: float = 100e-12
@@ -80,13 +113,16 @@ class Energy45nm:
         """``(add, mult)`` energies of one precision from the table, joules.
 
         Raises:
-            ValueError: an unknown precision (``fp32``, ``fp16``, ``int32``, ``int8`` exist).
+            ValueError: an unknown precision (``fp32``, ``fp16``, ``int32``, ``int8``, ``int4``,
+                ``ternary`` exist).
         """
         table = {
             "fp32": (self.fp32_add, self.fp32_mult),
             "fp16": (self.fp16_add, self.fp16_mult),
             "int32": (self.int32_add, self.int32_mult),
             "int8": (self.int8_add, self.int8_mult),
+            "int4": (self.int4_add, self.int4_mult),
+            "ternary": (self.ternary_add, self.ternary_mult),
         }
         if precision not in table:
             raise ValueError(f"precision must be one of {sorted(table)}, got {precision!r}")
@@ -94,7 +130,8 @@ class Energy45nm:
 
     @classmethod
     def for_precision(
-        cls, precision: Literal["fp32", "fp16", "int32", "int8"] = "fp32", **overrides: Any
+        cls, precision: Literal["fp32", "fp16", "int32", "int8", "int4", "ternary"] = "fp32",
+        **overrides: Any,
     ) -> Energy45nm:
         """Energy model with ``e_mac = mult + add`` and ``e_ac = add`` of one precision.
 

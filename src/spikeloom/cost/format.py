@@ -16,7 +16,7 @@ __all__ = ["fmt_bytes", "fmt_energy", "fmt_ops", "format_table"]
 COLUMNS: tuple[tuple[str, int, str], ...] = (
     ("layer", 28, "<"),
     ("type", 15, "<"),
-    ("prec", 5, "<"),
+    ("prec", 7, "<"),
     ("in", 6, "<"),
     ("fr_in", 6, ">"),
     ("Dense", 10, ">"),

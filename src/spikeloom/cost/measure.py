@@ -506,7 +506,7 @@ def measure_cost(
         ann_reference: ``"single_pass"`` (``E_ANN = e_mac·Dense/T``) or ``"dense"``
             (``E_ANN = e_mac·Dense``).
         precision: per-layer precision overrides ``{"layer.name": "int8"}`` (names as in the
-            report rows; ``"fp32"``, ``"fp16"``, ``"int32"``, ``"int8"``). Other rows take the
+            report rows; one of :data:`~spikeloom.cost.PRECISIONS`). Other rows take the
             precision of their type's counter, else ``energy.precision`` (``"fp32"`` by
             default). A row's energy uses its precision's table entries; the ANN reference
             stays at ``energy.precision``.

@@ -49,9 +49,9 @@ class LayerCost:
         act_bytes: output activation bytes of one time step.
         calls: number of forward calls seen while measuring (all batches).
         first_layer_once: the first-layer "once" rule was applied to this row.
-        precision: arithmetic precision of the row (``"fp32"``, ``"fp16"``, ``"int32"``,
-            ``"int8"``); its energy uses that precision's table entries. Files written before
-            rows had a precision load as ``"fp32"``.
+        precision: arithmetic precision of the row (one of
+            :data:`~spikeloom.cost.PRECISIONS`); its energy uses that precision's table
+            entries. Files written before rows had a precision load as ``"fp32"``.
         energy_j: energy of this row in joules under the report's energy model.
     """
 

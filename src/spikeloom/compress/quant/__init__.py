@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .api import SUPPORTED_SYNAPSES, QuantConfig, dequantize, is_quantized, quantize
-from .fake import ActFakeQuant, DuQ, WeightFakeQuant, round_half_up, ste_round
+from .fake import ActFakeQuant, DuQ, WeightFakeQuant, duq_mse_init, round_half_up, ste_round
 from .neuron import QuantNeuron
 
 __all__ = ["QuantConfig", "quantize", "dequantize", "is_quantized", "SUPPORTED_SYNAPSES", "DuQ",
-           "ActFakeQuant", "WeightFakeQuant", "QuantNeuron", "round_half_up", "ste_round"]
+           "ActFakeQuant", "WeightFakeQuant", "QuantNeuron", "round_half_up", "ste_round",
+           "duq_mse_init"]

@@ -25,10 +25,11 @@ from typing import Any
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ...cost.energy import precision_for_bits
 from ...errors import ConfigError
 from ...neurons import BaseNeuron
 from ...walk import iter_layers
-from .fake import ActFakeQuant, DuQ, WeightFakeQuant, check_bits
+from .fake import DUQ_INITS, ActFakeQuant, DuQ, WeightFakeQuant, check_bits
 from .neuron import QuantNeuron
 
 __all__ = ["QuantConfig", "quantize", "dequantize", "is_quantized", "SUPPORTED_SYNAPSES"]
@@ -46,8 +47,11 @@ class QuantConfig:
     Attributes:
         weight_bits: 2..8.
         weight_method: ``"uniform"`` (max-abs / min-max scale) or ``"duq"`` (spec A8,
-            learnable clip and scale per tensor).
-        per_channel: one weight scale per output channel (uniform only).
+            learnable clip and scale).
+        per_channel: one weight scale per output channel instead of one per tensor; ``None``:
+            the method's default (uniform per channel, DuQ per tensor as in spec A8).
+        duq_init: DuQ's initial clip/scale, ``"3sigma"`` (spec) or ``"mse"`` (least squares,
+            :func:`~.fake.duq_mse_init`).
         symmetric: symmetric weight grid (uniform only).
         act_bits: bits of analog synapse inputs (``None``: leave them in float).
         neurons: put neurons on the fixed-point grid (:class:`QuantNeuron`).
@@ -56,8 +60,9 @@ class QuantConfig:
 
     weight_bits: int = 8
     weight_method: str = "uniform"
-    per_channel: bool = True
+    per_channel: bool | None = None
     symmetric: bool = True
+    duq_init: str = "3sigma"
     act_bits: int | None = 8
     neurons: bool = True
     mem_bits: int = 16
@@ -71,6 +76,9 @@ class QuantConfig:
         if self.weight_method not in ("uniform", "duq"):
             raise ConfigError(f"weight_method must be 'uniform' or 'duq', got "
                               f"{self.weight_method!r}")
+        if self.duq_init not in DUQ_INITS:
+            raise ConfigError(f"duq_init must be one of {', '.join(DUQ_INITS)}, got "
+                              f"{self.duq_init!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,10 +86,6 @@ class QuantConfig:
 
 def is_quantized(model: nn.Module) -> bool:
     return getattr(model, _CONFIG, None) is not None
-
-
-def _precision(bits: int) -> str:
-    return "int8" if bits <= 8 else "int32"
 
 
 def _input_hook(module: nn.Module, args: tuple) -> tuple:
@@ -114,10 +118,11 @@ def quantize(model: nn.Module, config: QuantConfig | None = None) -> nn.Module:
     for layer in layers:
         m = layer.module
         if layer.role == "synapse":
-            q = (DuQ(m.weight, cfg.weight_bits) if cfg.weight_method == "duq" else
-                 WeightFakeQuant(cfg.weight_bits, cfg.per_channel, cfg.symmetric))
+            pc = cfg.per_channel if cfg.per_channel is not None else cfg.weight_method != "duq"
+            q = (DuQ(m.weight, cfg.weight_bits, pc, cfg.duq_init) if cfg.weight_method == "duq"
+                 else WeightFakeQuant(cfg.weight_bits, pc, cfg.symmetric))
             parametrize.register_parametrization(m, "weight", q)
-            m.cost_precision = _precision(cfg.weight_bits)
+            m.cost_precision = precision_for_bits(cfg.weight_bits)
             if analog_input and cfg.act_bits is not None:
                 m.input_quant = ActFakeQuant(cfg.act_bits, signed=False)
                 setattr(m, _HOOK, m.register_forward_pre_hook(_input_hook))
@@ -129,7 +134,7 @@ def quantize(model: nn.Module, config: QuantConfig | None = None) -> nn.Module:
                     raise ConfigError("quantize a model that contains the neuron, not the "
                                       "neuron itself (wrap it: QuantNeuron(neuron))")
                 qn = QuantNeuron(m, cfg.mem_bits, cfg.decay_bits, cfg.v_range)
-                qn.cost_precision = _precision(cfg.mem_bits)
+                qn.cost_precision = precision_for_bits(cfg.mem_bits)
                 _set_child(model, layer.name, qn)
     setattr(model, _CONFIG, cfg)
     return model

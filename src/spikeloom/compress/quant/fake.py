@@ -8,7 +8,9 @@
   recomputed from the current weights (max-abs, or min/max when asymmetric).
 * :class:`DuQ` — the DuQ weight quantizer of PROFIT/SNNQuantPrune (spec A8): learnable clip
   ``a`` and output scale ``c``, ``w_q = c·round((n−1)·hardtanh(w/a))/(n−1)``, ``n = 2^(b−1)``;
-  ``b = 2`` gives the ternary grid ``{−c, 0, c}``. Plain STE through the rounding.
+  ``b = 2`` gives the ternary grid ``{−c, 0, c}``. Plain STE through the rounding. Per tensor
+  (the spec) or per output channel; ``a``/``c`` start from the spec's ``3σ`` rule or from the
+  least-squares fit of :func:`duq_mse_init`.
 * :class:`ActFakeQuant` — per-tensor activation quantizer with a running-max observer
   (power-of-two scale, so event counts stay exact integers), used as a forward pre-hook.
 """
@@ -22,7 +24,11 @@ from torch import Tensor, nn
 
 from ...errors import ConfigError
 
-__all__ = ["round_half_up", "ste_round", "WeightFakeQuant", "DuQ", "ActFakeQuant", "check_bits"]
+__all__ = ["round_half_up", "ste_round", "WeightFakeQuant", "DuQ", "ActFakeQuant", "check_bits",
+           "duq_mse_init", "DUQ_INITS"]
+
+#: initialisations of DuQ's ``a`` and ``c``
+DUQ_INITS: tuple[str, ...] = ("3sigma", "mse")
 
 
 def check_bits(bits: int, what: str = "bits", lo: int = 2, hi: int = 8) -> int:
@@ -103,21 +109,71 @@ class WeightFakeQuant(nn.Module):
         return f"bits={self.bits}, per_channel={self.per_channel}, symmetric={self.symmetric}"
 
 
-class DuQ(nn.Module):
-    """DuQ weight quantizer (spec A8): learnable clip ``a`` and output scale ``c`` per tensor.
+def _rows(w: Tensor, per_channel: bool) -> Tensor:
+    """``w`` as ``[C, K]``: one row per output channel, or a single row."""
+    return w.reshape(w.shape[0], -1) if per_channel and w.ndim > 1 else w.reshape(1, -1)
 
-    ``w_q = c · round((n − 1)·hardtanh(w / a)) / (n − 1)`` with ``n = 2^(b−1)``. ``a`` and ``c``
-    are initialised to ``max(|μ − 3σ|, |μ + 3σ|)`` of the weight tensor. ``b = 2`` is ternary.
+
+def duq_mse_init(w: Tensor, bits: int, per_channel: bool = False,
+                 n_grid: int = 64) -> tuple[Tensor, Tensor]:
+    """``(a, c)`` of :class:`DuQ` fitted to ``w`` by least squares (per tensor or per row).
+
+    For each clip ``a`` on a grid of ``n_grid`` fractions ``(0, 1]`` of ``max|w|`` the codes
+    ``q = round((n−1)·hardtanh(w/a))`` are formed and the step ``c/(n−1) = ⟨w, q⟩/⟨q, q⟩`` is the
+    least-squares one; the ``a`` with the smallest ``‖w − c·q/(n−1)‖²`` wins. Returned as
+    ``[C]`` tensors (``C = 1`` per tensor).
+    """
+    rows = _rows(w.detach(), per_channel)
+    n1 = 2 ** (bits - 1) - 1
+    amax = rows.abs().amax(1).clamp_min(1e-8)  # [C]
+    frac = torch.arange(1, n_grid + 1, dtype=rows.dtype) / n_grid  # [M]
+    a = frac[:, None] * amax[None]  # [M, C]
+    q = round_half_up(n1 * torch.clamp(rows[None] / a[..., None], -1.0, 1.0))  # [M, C, K]
+    qq = (q * q).sum(-1)
+    step = (q * rows[None]).sum(-1) / qq.clamp_min(1e-12)  # [M, C]
+    err = ((rows[None] - step[..., None] * q) ** 2).sum(-1)
+    err = torch.where(qq > 0, err, torch.full_like(err, float("inf")))
+    best = err.argmin(0)  # [C]
+    idx = torch.arange(rows.shape[0])
+    return a[best, idx], (step[best, idx] * n1).clamp_min(1e-8)
+
+
+class DuQ(nn.Module):
+    """DuQ weight quantizer (spec A8): learnable clip ``a`` and output scale ``c``.
+
+    ``w_q = c · round((n − 1)·hardtanh(w / a)) / (n − 1)`` with ``n = 2^(b−1)``; ``b = 2`` is
+    ternary.
+
+    Args:
+        weight: the tensor to be quantized (for the initial ``a``, ``c``).
+        bits: 2..8.
+        per_channel: one ``a``, ``c`` per output channel (axis 0) instead of one per tensor
+            (the spec's DuQ is per tensor).
+        init: ``"3sigma"`` (spec: ``a = c = max(|μ − 3σ|, |μ + 3σ|)`` of the tensor or channel)
+            or ``"mse"`` (:func:`duq_mse_init`: the clip and scale minimising the squared
+            quantization error of the initial weights; for ternary the spec's ``3σ`` clip
+            zeroes almost every weight, ``|w| < 1.5σ``).
     """
 
-    def __init__(self, weight: Tensor, bits: int = 2) -> None:
+    def __init__(self, weight: Tensor, bits: int = 2, per_channel: bool = False,
+                 init: str = "3sigma") -> None:
         super().__init__()
         self.bits = check_bits(bits)
+        if init not in DUQ_INITS:
+            raise ConfigError(f"DuQ init must be one of {', '.join(DUQ_INITS)}, got {init!r}")
         w = weight.detach()
-        mu, sd = float(w.mean()), float(w.std()) if w.numel() > 1 else 0.0
-        init = max(abs(mu - 3 * sd), abs(mu + 3 * sd), 1e-6)
-        self.a = nn.Parameter(torch.tensor(init, dtype=w.dtype))
-        self.c = nn.Parameter(torch.tensor(init, dtype=w.dtype))
+        self.per_channel = bool(per_channel and w.ndim > 1)
+        if init == "mse":
+            a, c = duq_mse_init(w, self.bits, self.per_channel)
+        else:
+            rows = _rows(w, self.per_channel)
+            mu = rows.mean(1)
+            sd = rows.std(1) if rows.shape[1] > 1 else torch.zeros_like(mu)
+            a = torch.maximum((mu - 3 * sd).abs(), (mu + 3 * sd).abs()).clamp_min(1e-6)
+            c = a.clone()
+        shape = (-1, *([1] * (w.ndim - 1))) if self.per_channel else ()
+        self.a = nn.Parameter(a.reshape(shape).to(w.dtype))
+        self.c = nn.Parameter(c.reshape(shape).to(w.dtype))
         self.exact = False
 
     @property
@@ -135,7 +191,7 @@ class DuQ(nn.Module):
         return q if self.exact else q * s
 
     def extra_repr(self) -> str:
-        return f"bits={self.bits}"
+        return f"bits={self.bits}, per_channel={self.per_channel}"
 
 
 class ActFakeQuant(nn.Module):
