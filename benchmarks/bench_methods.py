@@ -197,7 +197,7 @@ def part_gradnorm(args: argparse.Namespace) -> None:
             loss = torch.nn.functional.cross_entropy(model(x), y)
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         norms[name]["trained"] = _block_grad_norms(model, probe)
         norms[name]["train_loss"] = losses
         for when in ("init", "trained"):
@@ -260,7 +260,7 @@ def main() -> None:
                     help="ResNet-19: the spec's plain FC -> LIF head (silent at init)")
     ap.add_argument("--r19-samples", type=int, default=600)
     ap.add_argument("--batches", type=int, default=2, help="gradnorm: probe batches (16)")
-    ap.add_argument("--gn-steps", type=int, default=20, help="gradnorm: training steps")
+    ap.add_argument("--gn-steps", type=int, default=60, help="gradnorm: training steps")
     ap.add_argument("--gn-lr", type=float, default=1e-3, help="gradnorm: AdamW learning rate")
     args = ap.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
