@@ -142,13 +142,15 @@ def part_resnet19(args: argparse.Namespace) -> None:
                       progress=False, plots=False, cost=False, quiet=True, lr=1e-3,
                       model_kwargs={"widths": [128 // w, 256 // w, 512 // w], "stem": 128 // w,
                                     "fc_hidden": 256 // w, "fc_norm": args.r19_fc_norm},
-                      out=str(Path(args.out) / "resnet19"), overwrite=True)
+                      out=str(Path(args.out) / f"resnet19-fc_norm{args.r19_fc_norm}"),
+                      overwrite=True)
     r = train(cfg)
     losses = [h["train_loss"] for h in r.history]
     import math
 
     ok = all(math.isfinite(v) for v in losses)
-    (REPO / "benchmarks" / "results" / "resnet19_esdigits.json").write_text(json.dumps(
+    tag = "" if args.r19_fc_norm else "_no_fc_norm"
+    (REPO / "benchmarks" / "results" / f"resnet19_esdigits{tag}.json").write_text(json.dumps(
         {"width_divisor": w, "fc_norm": args.r19_fc_norm, "samples": args.r19_samples,
          "history": r.history, "test_acc": r["test_acc"], "finite": ok,
          "train_seconds": r["train_seconds"], "load_avg": os.getloadavg()}, indent=1,
@@ -255,7 +257,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--width", type=int, default=8, help="ResNet-19 width divisor")
-    ap.add_argument("--r19-epochs", type=int, default=3)
+    ap.add_argument("--r19-epochs", type=int, default=4)
     ap.add_argument("--r19-no-fc-norm", dest="r19_fc_norm", action="store_false",
                     help="ResNet-19: the spec's plain FC -> LIF head (silent at init)")
     ap.add_argument("--r19-samples", type=int, default=600)
