@@ -139,7 +139,7 @@ def part_resnet19(args: argparse.Namespace) -> None:
     w = args.width
     cfg = TrainConfig(dataset="esdigits", model="resnet19", epochs=args.r19_epochs,
                       batch_size=32, max_samples=args.r19_samples, threads=args.threads,
-                      progress=False, plots=False, cost=False, quiet=True, lr=1e-3,
+                      progress=False, plots=False, cost=False, quiet=True, lr=args.r19_lr,
                       model_kwargs={"widths": [128 // w, 256 // w, 512 // w], "stem": 128 // w,
                                     "fc_hidden": 256 // w, "fc_norm": args.r19_fc_norm},
                       out=str(Path(args.out) / f"resnet19-fc_norm{args.r19_fc_norm}"),
@@ -149,9 +149,11 @@ def part_resnet19(args: argparse.Namespace) -> None:
     import math
 
     ok = all(math.isfinite(v) for v in losses)
-    tag = "" if args.r19_fc_norm else "_no_fc_norm"
-    (REPO / "benchmarks" / "results" / f"resnet19_esdigits{tag}.json").write_text(json.dumps(
+    tag = (f"{'fcnorm' if args.r19_fc_norm else 'plainfc'}_{args.r19_samples or 'all'}s_"
+           f"{args.r19_epochs}e")
+    (REPO / "benchmarks" / "results" / f"resnet19_esdigits_{tag}.json").write_text(json.dumps(
         {"width_divisor": w, "fc_norm": args.r19_fc_norm, "samples": args.r19_samples,
+         "lr": args.r19_lr, "epochs": args.r19_epochs,
          "history": r.history, "test_acc": r["test_acc"], "finite": ok,
          "train_seconds": r["train_seconds"], "load_avg": os.getloadavg()}, indent=1,
         default=float))
@@ -257,10 +259,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--width", type=int, default=8, help="ResNet-19 width divisor")
-    ap.add_argument("--r19-epochs", type=int, default=4)
+    ap.add_argument("--r19-epochs", type=int, default=5)
     ap.add_argument("--r19-no-fc-norm", dest="r19_fc_norm", action="store_false",
                     help="ResNet-19: the spec's plain FC -> LIF head (silent at init)")
-    ap.add_argument("--r19-samples", type=int, default=600)
+    ap.add_argument("--r19-samples", type=int, default=None,
+                    help="ResNet-19: samples per split (default: all, 1258/269/270)")
+    ap.add_argument("--r19-lr", type=float, default=3e-3)
     ap.add_argument("--batches", type=int, default=2, help="gradnorm: probe batches (16)")
     ap.add_argument("--gn-steps", type=int, default=60, help="gradnorm: training steps")
     ap.add_argument("--gn-lr", type=float, default=1e-3, help="gradnorm: AdamW learning rate")
