@@ -159,7 +159,7 @@ def part_resnet19(args: argparse.Namespace) -> None:
         default=float))
     print(f"ResNet-19 layout (3-3-2 blocks, widths /{w}, fc_norm {args.r19_fc_norm}) + tdBN "
           "on ES-Digits "
-          f"({args.r19_samples} samples per split): train loss per epoch "
+          f"({args.r19_samples or 'all'} samples per split): train loss per epoch "
           + " ".join(f"{v:.3f}" for v in losses)
           + "; val acc per epoch " + " ".join(f"{h['val_acc']:.3f}" for h in r.history)
           + f"; test acc {r['test_acc']:.4f}; finite: {ok}; {r['train_seconds']:.0f} s")
