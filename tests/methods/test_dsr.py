@@ -136,3 +136,17 @@ def test_bound_holds_without_the_callback():
         n.v_th.fill_(0.1)
     # below the bound the forward uses the bound: input 0.5 per step saturates at rate 0.5
     assert n(torch.full((4, 1), 0.9)).mean().item() == pytest.approx(0.5)
+
+
+def test_method_arg_on_the_command_line():
+    from spikeloom.cli import build_parser
+    from spikeloom.cli.train import config_from_args
+
+    args = build_parser().parse_args(["train", "--method", "dsr", "--method-arg", "dt=0.25",
+                                      "--method-arg", "neuron=lif"])
+    c = config_from_args(args)
+    assert c.method_kwargs == {"dt": 0.25, "neuron": "lif"}
+    c.validate()
+    bad = build_parser().parse_args(["train", "--method", "dsr", "--method-arg", "tau"])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        config_from_args(bad)

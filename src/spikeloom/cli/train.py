@@ -32,6 +32,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--model-arg", action="append", metavar="K=V", help="extra model argument")
     t.add_argument("--dataset-arg", action="append", metavar="K=V",
                    help="extra dataset argument")
+    t.add_argument("--method-arg", action="append", metavar="K=V",
+                   help="training-method option (e.g. --method dsr --method-arg dt=0.25)")
     return t
 
 
@@ -59,6 +61,7 @@ def config_from_args(args: argparse.Namespace):
         d["grad_clip"] = None
     d["model_kwargs"] = {**d.get("model_kwargs", {}), **_kv(args.model_arg, "--model-arg")}
     d["dataset_kwargs"] = {**d.get("dataset_kwargs", {}), **_kv(args.dataset_arg, "--dataset-arg")}
+    d["method_kwargs"] = {**d.get("method_kwargs", {}), **_kv(args.method_arg, "--method-arg")}
     if args.T is not None:
         d["dataset_kwargs"]["T"] = args.T
     if args.imports:
@@ -70,7 +73,8 @@ def _resume_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The options given with ``--resume``; run-defining ones are refused by the trainer."""
     from ..train.config import cli_fields
 
-    extra = [n for n in ("config", "model_arg", "dataset_arg", "T", "imports")
+    extra = [n for n in ("config", "model_arg", "dataset_arg", "method_arg", "T",
+                           "imports")
              if getattr(args, n)]
     if extra:
         raise ConfigError(f"--resume continues a run with its saved config; "

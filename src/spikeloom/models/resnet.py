@@ -235,7 +235,12 @@ class SpikingResNet(SpikingClassifier):
 def resnet19(in_channels: int = 3, num_classes: int = 10, **kwargs: Any) -> SpikingResNet:
     """ResNet-19 of STBP-tdBN: stem 128, stages 3×128, 3×256 (stride 2), 2×512
     (stride 2), global avg-pool, FC 256 + LIF, FC ``num_classes``. 12.70 M parameters for
-    3-channel input and 10 classes (≈ 12.63 M is quoted in published comparison tables)."""
+    3-channel input and 10 classes (≈ 12.63 M is quoted in published comparison tables).
+
+    Pass ``fc_norm=True`` to train it from scratch: with the plain ``FC -> LIF`` head the
+    pooled rates give that LIF an input of std ≈ 0.09 at initialisation (for any width), far
+    below ``V_th = 0.5``, so it never fires, the last FC gets no gradient and the net sits at
+    chance (measured in ``benchmarks/bench_methods.py --part resnet19``)."""
     kwargs.setdefault("block_layout", (3, 3, 2))
     kwargs.setdefault("widths", (128, 256, 512))
     kwargs.setdefault("stem", 128)
