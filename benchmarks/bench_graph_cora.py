@@ -12,6 +12,7 @@ Run: ``PYTHONPATH=src .venv/bin/python benchmarks/bench_graph_cora.py [--models 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -28,21 +29,44 @@ from spikeloom.models import build_model
 DATA = Path(os.environ.get("SPIKELOOM_SHARED_DATA",
                            Path(__file__).resolve().parents[2] / "shared" / "data"))
 
-#: model -> (constructor arguments, lr, row-normalised features)
+#: model -> (constructor arguments, lr, weight decay, row-normalised features)
 CONFIGS = {
-    "gcn": (dict(hidden=16, dropout=0.5), 0.01, True),
-    "gat": (dict(hidden=8, heads=8, dropout=0.6), 0.005, True),
-    "spiking-gcn": (dict(hidden=64, layers=2, T=8, dropout=0.5), 0.01, False),
-    "spiking-gat": (dict(hidden=16, heads=4, layers=2, T=8, dropout=0.5), 0.005, False),
+    "gcn": (dict(hidden=16, dropout=0.5), 0.01, 5e-4, True),
+    "gat": (dict(hidden=8, heads=8, dropout=0.6), 0.005, 5e-4, True),
+    "spiking-gcn": (dict(hidden=64, layers=2, T=8, dropout=0.5), 0.01, 5e-4, False),
+    "spiking-gat": (dict(hidden=16, heads=4, layers=2, T=8, dropout=0.5), 0.005, 5e-4, False),
 }
 
 
-def run_one(name: str, g, adj, seed: int, epochs: int):
-    kw, lr, row_norm = CONFIGS[name]
+def _value(text: str):
+    """``"0.5"`` -> 0.5, ``"8"`` -> 8, ``"true"`` -> True, else the string."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def run_one(name: str, g, adj, seed: int, epochs: int, overrides: dict | None = None):
+    kw, lr, wd, row_norm = CONFIGS[name]
+    kw = dict(kw)
+    for k, v in (overrides or {}).items():  # lr / wd / row_norm or a constructor argument
+        if k == "lr":
+            lr = v
+        elif k == "wd":
+            wd = v
+        elif k == "row_norm":
+            row_norm = v
+        else:
+            kw[k] = v
     x = g.x / g.x.sum(1, keepdim=True).clamp_min(1e-12) if row_norm else g.x
     torch.manual_seed(seed)
     model = build_model(name, in_features=g.num_features, num_classes=g.num_classes, **kw)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=5e-4)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
     tr, va, te = (g.masks[k] for k in ("train", "val", "test"))
     best_val, best_test, best_state = -1.0, 0.0, None
     for _ in range(epochs):
@@ -73,21 +97,38 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override lr, wd, row_norm or a constructor argument (tuning)")
+    ap.add_argument("--json", default="", help="write the table as JSON to this path")
+    ap.add_argument("--tune", action="store_true",
+                    help="print validation accuracy only (no test figures): for tuning")
     args = ap.parse_args()
+    overrides = {k: _value(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     torch.set_num_threads(args.threads)
     g = load_planetoid(DATA / "planetoid", "cora")
     adj = normalize(g.edge_index, g.num_nodes, "gcn")
     print(g.summary())
-    rows = []
+    rows, records = [], []
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     for name in args.models:
-        tests, costs, t0 = [], [], time.perf_counter()
+        tests, vals, costs, t0 = [], [], [], time.perf_counter()
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            v, t, c = run_one(name, g, adj, seed, args.epochs)
+            v, t, c = run_one(name, g, adj, seed, args.epochs, overrides)
             tests.append(t)
+            vals.append(v)
             costs.append(c)
+            if args.tune:
+                print(f"{name} seed {seed}: val {v:.4f} [{time.perf_counter() - t0:.0f}s]",
+                      flush=True)
+                continue
             print(f"{name} seed {seed}: val {v:.4f} test {t:.4f}  SynOps/node "
                   f"{c['totals']['SynOps']:.4g}  energy/node {c['energy']['E_SNN_J'] * 1e9:.4g}"
                   f" nJ [{time.perf_counter() - t0:.0f}s]", flush=True)
+        if args.tune:
+            print(f"TUNE {name} {' '.join(args.set)} epochs={args.epochs}: val "
+                  f"{100 * statistics.mean(vals):.2f} ± {100 * statistics.pstdev(vals):.2f} % "
+                  f"(n={len(vals)})", flush=True)
+            continue
         tot = [c["totals"] for c in costs]
         syn = statistics.mean(x["Eff_ACs"] + x["Eff_MACs"] for x in tot)
         acs = statistics.mean(x["Eff_ACs"] for x in tot)
@@ -95,11 +136,27 @@ def main() -> None:
         e_snn = statistics.mean(c["energy"]["E_SNN_J"] for c in costs)
         std = statistics.stdev(tests) if len(tests) > 1 else 0.0
         rows.append((name, statistics.mean(tests), std, len(tests), syn, acs, dense, e_snn))
+        records.append({"model": name, "config": _config(name, overrides), "seeds": seeds,
+                        "epochs": args.epochs, "val": vals, "test": tests,
+                        "test_mean": statistics.mean(tests), "test_std": std,
+                        "synops_per_node": syn, "acs_per_node": acs,
+                        "dense_macs_per_node": dense, "energy_per_node_J": e_snn})
     print("\nmodel         test acc (mean ± std, n)   SynOps/node  of which ACs  Dense MACs/node"
           "  energy/node")
     for name, m, s, n, syn, acs, dense, e in rows:
         print(f"{name:12s}  {100 * m:6.2f} ± {100 * s:4.2f} % (n={n:2d})   {syn:11.4g}  "
               f"{acs:12.4g}  {dense:15.4g}  {e * 1e9:8.4g} nJ")
+    if args.json and records:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(records, indent=1))
+        print(f"json: {args.json}")
+
+
+def _config(name: str, overrides: dict) -> dict:
+    kw, lr, wd, row_norm = CONFIGS[name]
+    cfg = {**kw, "lr": lr, "wd": wd, "row_norm": row_norm}
+    cfg.update({k: v for k, v in overrides.items()})
+    return cfg
 
 
 if __name__ == "__main__":

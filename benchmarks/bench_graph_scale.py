@@ -4,14 +4,16 @@
    Cluster-GCN steps (fixed nodes per batch) are run in fresh child processes; the table gives
    each process's peak RSS above its RSS with the graph loaded (training memory), and a plot is
    written (``--plot``).
-2. ``--big``: a graph of ``--big`` nodes is generated, partitioned with METIS (time reported,
-   cached on disk) and a 3-layer Cluster-GCN trains one epoch (time per epoch, nodes/s, peak
-   RSS of the whole process).
+2. ``--compare``: for each graph size, the partitioners (``--methods``, default METIS, ``lp``
+   and random) partition it into ``N / 1000`` clusters: time, edge cut, cluster sizes.
+3. ``--big``: a graph of ``--big`` nodes is generated, partitioned (``--partition``, time
+   reported, cached on disk) and a 3-layer Cluster-GCN trains one epoch (time per epoch,
+   nodes/s, peak RSS of the whole process); ``--json`` records the figures.
 
 PyTorch Geometric is not installed here, so there is no ``ClusterLoader`` comparison.
 
 Run: ``PYTHONPATH=src .venv/bin/python benchmarks/bench_graph_scale.py --sizes 50000 150000
-450000 --big 2000000``.
+450000 --compare 100000 500000 --big 2000000 --partition lp``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from spikeloom.graph.cluster import PARTITION_METHODS, cached_partition, partition
+from spikeloom.graph.grow import edge_cut
 from spikeloom.graph.synthetic import sbm_graph
 from spikeloom.graph.training import GraphSplit, node_step
 from spikeloom.models import build_model
@@ -51,14 +55,19 @@ def _cfg(parts: int, q: int, method: str, cache: str | None):
                            partition=method, diag_lambda=1.0, partition_cache=cache)
 
 
-def _steps(model, opt, loader, max_steps: int | None = None) -> tuple[int, int]:
+def _steps(model, opt, loader, max_steps: int | None = None,
+           report: int = 0) -> tuple[int, int]:
     n = steps = 0
+    t = time.perf_counter()
     for batch in loader:
         out = node_step(model, batch, "ce", torch.device("cpu"))
         opt.zero_grad()
         (out.loss_sum / max(out.n, 1)).backward()
         opt.step()
         n, steps = n + batch.x.shape[0], steps + 1
+        if report and steps % report == 0:
+            print(f"  step {steps}/{len(loader)}: {time.perf_counter() - t:.1f}s, peak RSS "
+                  f"{_rss_kib('VmHWM') / 2**20:.2f} GiB", flush=True)
         if max_steps is not None and steps >= max_steps:
             break
     return n, steps
@@ -133,30 +142,54 @@ def memory_table(sizes: list[int], deg: float, q: int, plot: str) -> None:
         print(f"plot: {plot}")
 
 
-def big_run(n: int, deg: float, q: int, cache: str, max_steps: int | None) -> None:
+def compare_partitioners(sizes: list[int], deg: float, methods: list[str]) -> list[dict]:
+    """Partition time, edge cut and cluster sizes of each method at each graph size."""
+    torch.set_num_threads(1)
+    rows = []
+    for n in sizes:
+        g = _graph(n, deg)
+        parts = max(1, n // NODES_PER_CLUSTER)
+        for method in methods:
+            t = time.perf_counter()
+            member = partition(g, parts, method, seed=1)
+            dt = time.perf_counter() - t
+            sizes_ = torch.bincount(member, minlength=parts)
+            r = {"nodes": n, "edges": g.num_edges, "parts": parts, "method": method,
+                 "seconds": dt, "edge_cut": edge_cut(g.edge_index, member),
+                 "min_size": int(sizes_.min()), "max_size": int(sizes_.max())}
+            rows.append(r)
+            print(f"partition N={n:>9,d} E={g.num_edges:>11,d} into {parts} ({method:6s}): "
+                  f"{dt:7.1f}s  edge cut {r['edge_cut']:.4f}  cluster sizes "
+                  f"{r['min_size']}-{r['max_size']}", flush=True)
+    return rows
+
+
+def big_run(n: int, deg: float, q: int, cache: str, max_steps: int | None,
+            method: str) -> dict:
     torch.set_num_threads(1)
     t = time.perf_counter()
     g = _graph(n, deg)
+    gen_s = time.perf_counter() - t
     print(f"generated {g.num_nodes:,d} nodes, {g.num_edges:,d} directed edges "
-          f"({g.num_edges // 2:,d} undirected) in {time.perf_counter() - t:.1f}s; "
+          f"({g.num_edges // 2:,d} undirected) in {gen_s:.1f}s; "
           f"RSS {_rss_kib('VmRSS') / 2**20:.2f} GiB", flush=True)
     split = GraphSplit(g, "train")
     parts = max(1, n // NODES_PER_CLUSTER)
-    from spikeloom.graph.cluster import cached_partition
-
     t = time.perf_counter()
-    cached_partition(g, parts, "metis", seed=1, cache_dir=cache)
-    print(f"METIS partition into {parts} clusters: {time.perf_counter() - t:.1f}s "
-          f"(cached in {cache}); peak RSS {_rss_kib('VmHWM') / 2**20:.2f} GiB", flush=True)
+    member = cached_partition(g, parts, method, seed=1, cache_dir=cache)
+    part_s = time.perf_counter() - t
+    cut = edge_cut(g.edge_index, member)
+    print(f"{method} partition into {parts} clusters: {part_s:.1f}s (cached in {cache}); "
+          f"edge cut {cut:.4f}; peak RSS {_rss_kib('VmHWM') / 2**20:.2f} GiB", flush=True)
     torch.manual_seed(0)
     model = build_model("cluster-gcn", split.spec, hidden=128, layers=3, dropout=0.2)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    cfg = _cfg(parts, q, "metis", cache)
+    cfg = _cfg(parts, q, method, cache)
     split.configure(cfg)
     loader = split.graph_loader([np.arange(i, min(i + q, parts)) for i in range(0, parts, q)],
                                 DistInfo(), seed=0, cfg=cfg)
     t = time.perf_counter()
-    nodes, steps = _steps(model, opt, loader, max_steps)
+    nodes, steps = _steps(model, opt, loader, max_steps, report=20)
     dt = time.perf_counter() - t
     what = "epoch" if steps == len(loader) else \
         f"{steps} of the epoch's {len(loader)} steps (epoch time projected: " \
@@ -164,6 +197,12 @@ def big_run(n: int, deg: float, q: int, cache: str, max_steps: int | None) -> No
     print(f"Cluster-GCN {what}, 3 layers, hidden 128, q={q}: {dt:.1f}s, "
           f"{nodes / dt:,.0f} nodes/s; process peak RSS {_rss_kib('VmHWM') / 2**20:.2f} GiB",
           flush=True)
+    return {"nodes": g.num_nodes, "directed_edges": g.num_edges,
+            "undirected_edges": g.num_edges // 2, "generate_s": gen_s, "partition": method,
+            "parts": parts, "partition_s": part_s, "edge_cut": cut, "q": q,
+            "steps": steps, "epoch_steps": len(loader), "train_s": dt,
+            "epoch_s": dt / steps * len(loader), "nodes_per_s": nodes / dt,
+            "peak_rss_gib": _rss_kib("VmHWM") / 2**20}
 
 
 def main() -> None:
@@ -177,14 +216,28 @@ def main() -> None:
     ap.add_argument("--plot", default="benchmarks/results/graph_scale_memory.png")
     ap.add_argument("--cache", default="/tmp/spikeloom_partitions")
     ap.add_argument("--child", nargs=2, metavar=("MODE", "PATH"))
+    ap.add_argument("--compare", type=int, nargs="*", default=[],
+                    help="graph sizes at which to compare the partitioners")
+    ap.add_argument("--methods", nargs="+", default=["metis", "lp", "random"])
+    ap.add_argument("--partition", default="lp", choices=PARTITION_METHODS,
+                    help="partitioner of the --big graph")
+    ap.add_argument("--json", default="", help="write --compare / --big figures here")
     args = ap.parse_args()
     if args.child:
         child(args.child[0], args.child[1], args.q)
         return
     if args.sizes:
         memory_table(args.sizes, args.avg_degree, args.q, args.plot)
+    out: dict = {}
+    if args.compare:
+        out["compare"] = compare_partitioners(args.compare, args.avg_degree, args.methods)
     if args.big:
-        big_run(args.big, args.avg_degree, args.q, args.cache, args.max_steps)
+        out["big"] = big_run(args.big, args.avg_degree, args.q, args.cache, args.max_steps,
+                             args.partition)
+    if args.json and out:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=1))
+        print(f"json: {args.json}")
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ class TrainConfig:
         batching, parts, clusters_per_batch, partition, diag_lambda, partition_cache: graph
             datasets only (see :mod:`spikeloom.graph.training`): ``"full"`` or ``"cluster"``
             batching; Cluster-GCN's ``p`` clusters, ``q`` clusters per subgraph, the
-            partitioner (``"metis"``/``"random"``), the diagonal-enhancement λ and the folder
+            partitioner (``"metis"``/``"lp"``/``"random"``), the diagonal-enhancement λ and the folder
             of the partition cache.
         compress: set by ``spikeloom compress``: ``{method, options, source}`` of the
             compression applied to the model after it is built (see
@@ -141,7 +141,8 @@ class TrainConfig:
     parts: int = _opt(50, "graph, --batching cluster: number of clusters p")
     clusters_per_batch: int = _opt(1, "graph, --batching cluster: clusters q per subgraph "
                                       "(batch_size = clusters per step, a multiple of q)")
-    partition: str = _opt("metis", "graph, --batching cluster: metis or random")
+    partition: str = _opt("metis", "graph, --batching cluster: metis, lp (fast label "
+                                   "propagation) or random")
     diag_lambda: float = _opt(0.0, "graph: diagonal enhancement lambda (models using 'diag')")
     partition_cache: str | None = _opt(None, "graph: partition cache folder (default "
                                              "$SPIKELOOM_CACHE or ~/.cache/spikeloom)")
@@ -222,7 +223,8 @@ class TrainConfig:
         need(self.batching in ("full", "cluster"), "batching must be 'full' or 'cluster'")
         need(self.parts >= 1 and self.clusters_per_batch >= 1,
              "parts and clusters_per_batch must be integers >= 1")
-        need(self.partition in ("metis", "random"), "partition must be 'metis' or 'random'")
+        need(self.partition in ("metis", "lp", "random"),
+             "partition must be 'metis', 'lp' or 'random'")
         need(self.diag_lambda >= 0, "diag_lambda must be >= 0")
 
     def import_modules(self) -> None:
