@@ -51,6 +51,10 @@ class LayerwiseGCN(nn.Module):
             x = F.relu(w(adj @ x))
         return self.classifier(x)
 
+    def layer_logits(self, h: Tensor, layer: int) -> Tensor:
+        """Training logits of layer ``layer`` on its aggregated input rows ``h``."""
+        return self.classifier(F.relu(self.weights[layer](h)))
+
 
 @dataclass
 class LayerwiseResult:
@@ -77,7 +81,7 @@ def train_layerwise(graph: Graph, hidden: int = 16, layers: int = 2, epochs: int
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     losses = []
-    for w in model.weights:
+    for layer, w in enumerate(model.weights):
         h = (adj @ h).detach()  # aggregation, once per layer
         feats = h[rows]
         layer_losses = []
@@ -86,7 +90,7 @@ def train_layerwise(graph: Graph, hidden: int = 16, layers: int = 2, epochs: int
             tot = 0.0
             for s in range(0, len(rows), batch_size):
                 b = order[s:s + batch_size]
-                loss = F.cross_entropy(model.classifier(F.relu(w(feats[b]))), y[b])
+                loss = F.cross_entropy(model.layer_logits(feats[b], layer), y[b])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
