@@ -3,8 +3,8 @@
 Chiang et al., "Cluster-GCN", KDD 2019 (arXiv:1905.07953). The graph is partitioned once into
 ``p`` clusters (METIS through ``pymetis``; ``"lp"``, a fast vectorised region-growing +
 label-propagation partitioner for graphs where METIS is too slow, :mod:`.grow`; or a seeded
-balanced random partition as a fallback); each training batch takes ``q`` clusters, the subgraph *induced* by their union
-(edges between the chosen clusters restored) and the batch adjacency is normalised again on
+balanced random partition as a fallback); each training batch takes ``q`` clusters, the
+subgraph *induced* by their union (edges between the chosen clusters restored) and the batch adjacency is normalised again on
 that subgraph (the training step normalises the batch's edges; see
 :mod:`spikeloom.graph.norm` for the variants, ``diag`` = diagonal enhancement).
 

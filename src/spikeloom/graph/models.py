@@ -8,7 +8,7 @@ name               model
 ``spiking-gcn``    :class:`~spikeloom.graph.spiking.SpikingGraphNet` with GCN aggregation (GC-SNN)
 ``spiking-gat``    the same with attention (GA-SNN)
 ``cluster-gcn``    :class:`ClusterGCN`: Cluster-GCN's reference network (``[A h, h]`` + LayerNorm)
-``layerwise-gcn``  :class:`~spikeloom.graph.layerwise.LayerwiseGCN` (L-GCN, ``--batching layerwise``)
+``layerwise-gcn``  :class:`~.layerwise.LayerwiseGCN` (L-GCN; ``--batching layerwise``)
 ``gnn-lf``         :class:`~spikeloom.graph.lowhigh.GNNLowHigh`, low-pass kernel (Zhu et al. 2021)
 ``gnn-hf``         the same with the high-pass kernel (``propagation=closed|iter``)
 =================  ===========================================================================
