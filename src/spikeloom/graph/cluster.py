@@ -4,9 +4,9 @@ Chiang et al., "Cluster-GCN", KDD 2019 (arXiv:1905.07953). The graph is partitio
 ``p`` clusters (METIS through ``pymetis``; ``"lp"``, a fast vectorised region-growing +
 label-propagation partitioner for graphs where METIS is too slow, :mod:`.grow`; or a seeded
 balanced random partition as a fallback); each training batch takes ``q`` clusters, the
-subgraph *induced* by their union (edges between the chosen clusters restored) and the batch adjacency is normalised again on
-that subgraph (the training step normalises the batch's edges; see
-:mod:`spikeloom.graph.norm` for the variants, ``diag`` = diagonal enhancement).
+subgraph *induced* by their union (edges between the chosen clusters restored) and the batch
+adjacency is normalised again on that subgraph (the training step normalises the batch's
+edges; see :mod:`spikeloom.graph.norm` for the variants, ``diag`` = diagonal enhancement).
 
 Partitions are cached on disk (``<cache>/graph_partitions/<key>.npy``, ``<cache>`` from
 :func:`spikeloom.datasets.cache.resolve_cache_dir`), keyed by a hash of the graph's edges and
