@@ -10,7 +10,11 @@
    reported, cached on disk) and a 3-layer Cluster-GCN trains one epoch (time per epoch,
    nodes/s, peak RSS of the whole process); ``--json`` records the figures.
 
-PyTorch Geometric is not installed here, so there is no ``ClusterLoader`` comparison.
+4. ``--pyg N``: on a graph of ``N`` nodes, one partition (``--partition``) feeds both this
+   library's Cluster-GCN batches and PyTorch Geometric's ``ClusterLoader`` (its METIS step
+   replaced by the same partition, since PyG's METIS backends ``pyg-lib`` / ``torch-sparse``
+   have no wheels for this torch); the same 3-layer model trains one epoch from each (and
+   each loader is iterated alone): time and nodes/s. Needs ``torch_geometric`` importable.
 
 Run: ``PYTHONPATH=src .venv/bin/python benchmarks/bench_graph_scale.py --sizes 50000 150000
 450000 --compare 100000 500000 --big 2000000 --partition lp``.
@@ -142,6 +146,67 @@ def memory_table(sizes: list[int], deg: float, q: int, plot: str) -> None:
         print(f"plot: {plot}")
 
 
+def pyg_compare(n: int, deg: float, q: int, method: str) -> dict:
+    """One epoch of Cluster-GCN batches: spikeloom's loader vs PyG's ``ClusterLoader``."""
+    from torch_geometric.data import Data
+    from torch_geometric.loader import ClusterData, ClusterLoader
+
+    from spikeloom.graph.training import GraphBatch
+
+    torch.set_num_threads(1)
+    g = _graph(n, deg)
+    parts = max(1, n // NODES_PER_CLUSTER)
+    t = time.perf_counter()
+    member = partition(g, parts, method, seed=1)
+    print(f"pyg comparison: N={n:,d} E={g.num_edges:,d}, {method} partition into {parts} "
+          f"clusters in {time.perf_counter() - t:.1f}s, q={q}", flush=True)
+
+    class GivenPartition(ClusterData):  # PyG's METIS step -> the same partition
+        def _metis(self, edge_index, num_nodes):
+            return member
+
+    split = GraphSplit(g, "train")
+    cfg = _cfg(parts, q, method, False)
+    groups = [np.arange(i, min(i + q, parts)) for i in range(0, parts, q)]
+    t = time.perf_counter()
+    data = Data(x=g.x, y=g.y, edge_index=g.edge_index, train_mask=g.masks["train"])
+    cdata = GivenPartition(data, num_parts=parts, log=False)
+    pyg_setup = time.perf_counter() - t
+    split.configure(cfg)
+    ours = split.graph_loader(groups, DistInfo(), seed=0, cfg=cfg)  # warms the partition
+
+    def from_pyg(b):
+        return GraphBatch(b.x, b.y, torch.nonzero(b.train_mask, as_tuple=True)[0],
+                          b.edge_index, 1.0)
+
+    rows = {}
+    for name in ("spikeloom", "pyg"):
+        def batches():
+            if name == "spikeloom":
+                return split.graph_loader(groups, DistInfo(), seed=0, cfg=cfg)
+            torch.manual_seed(0)
+            return (from_pyg(b) for b in ClusterLoader(cdata, batch_size=q, shuffle=True))
+        t = time.perf_counter()
+        nodes = sum(b.x.shape[0] for b in batches())  # the loader alone
+        load_s = time.perf_counter() - t
+        torch.manual_seed(0)
+        model = build_model("cluster-gcn", split.spec, hidden=128, layers=3, dropout=0.2)
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        t = time.perf_counter()
+        nodes_t, steps = _steps(model, opt, batches())
+        train_s = time.perf_counter() - t
+        rows[name] = {"loader_s": load_s, "loader_nodes_per_s": nodes / load_s,
+                      "epoch_s": train_s, "epoch_nodes_per_s": nodes_t / train_s,
+                      "steps": steps}
+        print(f"  {name:9s}: loader alone {load_s:6.2f}s ({nodes / load_s:12,.0f} nodes/s); "
+              f"training epoch {train_s:6.2f}s ({nodes_t / train_s:10,.0f} nodes/s, {steps} "
+              f"steps)", flush=True)
+    del ours
+    print(f"  (PyG ClusterData set-up with the given partition: {pyg_setup:.2f}s)")
+    return {"nodes": n, "edges": g.num_edges, "parts": parts, "q": q, "partition": method,
+            "pyg_setup_s": pyg_setup, **rows}
+
+
 def compare_partitioners(sizes: list[int], deg: float, methods: list[str]) -> list[dict]:
     """Partition time, edge cut and cluster sizes of each method at each graph size."""
     torch.set_num_threads(1)
@@ -221,7 +286,9 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["metis", "lp", "random"])
     ap.add_argument("--partition", default="lp", choices=PARTITION_METHODS,
                     help="partitioner of the --big graph")
-    ap.add_argument("--json", default="", help="write --compare / --big figures here")
+    ap.add_argument("--pyg", type=int, default=0,
+                    help="graph size of the PyG ClusterLoader comparison (needs PyG)")
+    ap.add_argument("--json", default="", help="write --compare / --pyg / --big figures here")
     args = ap.parse_args()
     if args.child:
         child(args.child[0], args.child[1], args.q)
@@ -231,6 +298,8 @@ def main() -> None:
     out: dict = {}
     if args.compare:
         out["compare"] = compare_partitioners(args.compare, args.avg_degree, args.methods)
+    if args.pyg:
+        out["pyg"] = pyg_compare(args.pyg, args.avg_degree, args.q, args.partition)
     if args.big:
         out["big"] = big_run(args.big, args.avg_degree, args.q, args.cache, args.max_steps,
                              args.partition)

@@ -256,8 +256,11 @@ class GraphSplit(Dataset):
 
     def _cluster_loader(self, mine: list[np.ndarray], seed: int, cfg: Any) -> _Loader:
         _, parts, q, method, lam = self._batching
-        member = cached_partition(self.graph, parts, method, seed=1,
-                                  cache_dir=getattr(cfg, "partition_cache", None))
+        key = ("partition", parts, method)
+        if key not in self._memo:  # once per split (not once per epoch)
+            self._memo[key] = cached_partition(self.graph, parts, method, seed=1,
+                                               cache_dir=getattr(cfg, "partition_cache", None))
+        member = self._memo[key]
         order = torch.argsort(member, stable=True)
         starts = torch.zeros(parts + 1, dtype=torch.long)
         starts[1:] = torch.cumsum(torch.bincount(member, minlength=parts), 0)
