@@ -33,7 +33,7 @@ DATA = Path(os.environ.get("SPIKELOOM_SHARED_DATA",
 CONFIGS = {
     "gcn": (dict(hidden=16, dropout=0.5), 0.01, 5e-4, True),
     "gat": (dict(hidden=8, heads=8, dropout=0.6), 0.005, 5e-4, True),
-    "spiking-gcn": (dict(hidden=64, layers=2, T=8, dropout=0.5), 0.01, 5e-4, False),
+    "spiking-gcn": (dict(hidden=128, layers=2, T=8, dropout=0.7), 0.01, 5e-4, False),
     "spiking-gat": (dict(hidden=16, heads=4, layers=2, T=8, dropout=0.5), 0.005, 5e-4, False),
 }
 
@@ -100,23 +100,29 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override lr, wd, row_norm or a constructor argument (tuning)")
     ap.add_argument("--json", default="", help="write the table as JSON to this path")
+    ap.add_argument("--combine", nargs="+", default=[], metavar="JSON",
+                    help="print the table of per-seed JSON files (of runs split by seeds) and "
+                         "write them together to --json")
     ap.add_argument("--tune", action="store_true",
                     help="print validation accuracy only (no test figures): for tuning")
     args = ap.parse_args()
     overrides = {k: _value(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    if args.combine:
+        per_seed = [r for f in args.combine for r in json.loads(Path(f).read_text())]
+        print_table(per_seed)
+        if args.json:
+            Path(args.json).write_text(json.dumps(per_seed, indent=1))
+        return
     torch.set_num_threads(args.threads)
     g = load_planetoid(DATA / "planetoid", "cora")
     adj = normalize(g.edge_index, g.num_nodes, "gcn")
     print(g.summary())
-    rows, records = [], []
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    per_seed = []  # one record per (model, seed); the JSON is rewritten after every seed
     for name in args.models:
-        tests, vals, costs, t0 = [], [], [], time.perf_counter()
+        vals, t0 = [], time.perf_counter()
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             v, t, c = run_one(name, g, adj, seed, args.epochs, overrides)
-            tests.append(t)
             vals.append(v)
-            costs.append(c)
             if args.tune:
                 print(f"{name} seed {seed}: val {v:.4f} [{time.perf_counter() - t0:.0f}s]",
                       flush=True)
@@ -124,32 +130,36 @@ def main() -> None:
             print(f"{name} seed {seed}: val {v:.4f} test {t:.4f}  SynOps/node "
                   f"{c['totals']['SynOps']:.4g}  energy/node {c['energy']['E_SNN_J'] * 1e9:.4g}"
                   f" nJ [{time.perf_counter() - t0:.0f}s]", flush=True)
+            per_seed.append({"model": name, "seed": seed, "epochs": args.epochs,
+                             "config": _config(name, overrides), "val": v, "test": t,
+                             "totals": c["totals"], "E_SNN_J": c["energy"]["E_SNN_J"]})
+            if args.json:
+                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.json).write_text(json.dumps(per_seed, indent=1))
         if args.tune:
             print(f"TUNE {name} {' '.join(args.set)} epochs={args.epochs}: val "
                   f"{100 * statistics.mean(vals):.2f} ± {100 * statistics.pstdev(vals):.2f} % "
                   f"(n={len(vals)})", flush=True)
-            continue
-        tot = [c["totals"] for c in costs]
-        syn = statistics.mean(x["Eff_ACs"] + x["Eff_MACs"] for x in tot)
-        acs = statistics.mean(x["Eff_ACs"] for x in tot)
-        dense = statistics.mean(x["Dense"] for x in tot)
-        e_snn = statistics.mean(c["energy"]["E_SNN_J"] for c in costs)
+    if per_seed:
+        print_table(per_seed)
+
+
+def print_table(per_seed: list[dict]) -> None:
+    """Mean ± std of test accuracy (and validation) and the mean cost per node, per model."""
+    print("\nmodel         test acc (mean ± std, n)   val acc   SynOps/node  of which ACs  "
+          "Dense MACs/node  energy/node")
+    for name in dict.fromkeys(r["model"] for r in per_seed):
+        rs = [r for r in per_seed if r["model"] == name]
+        tests = [r["test"] for r in rs]
         std = statistics.stdev(tests) if len(tests) > 1 else 0.0
-        rows.append((name, statistics.mean(tests), std, len(tests), syn, acs, dense, e_snn))
-        records.append({"model": name, "config": _config(name, overrides), "seeds": seeds,
-                        "epochs": args.epochs, "val": vals, "test": tests,
-                        "test_mean": statistics.mean(tests), "test_std": std,
-                        "synops_per_node": syn, "acs_per_node": acs,
-                        "dense_macs_per_node": dense, "energy_per_node_J": e_snn})
-    print("\nmodel         test acc (mean ± std, n)   SynOps/node  of which ACs  Dense MACs/node"
-          "  energy/node")
-    for name, m, s, n, syn, acs, dense, e in rows:
-        print(f"{name:12s}  {100 * m:6.2f} ± {100 * s:4.2f} % (n={n:2d})   {syn:11.4g}  "
-              f"{acs:12.4g}  {dense:15.4g}  {e * 1e9:8.4g} nJ")
-    if args.json and records:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(records, indent=1))
-        print(f"json: {args.json}")
+        syn = statistics.mean(r["totals"]["Eff_ACs"] + r["totals"]["Eff_MACs"] for r in rs)
+        acs = statistics.mean(r["totals"]["Eff_ACs"] for r in rs)
+        dense = statistics.mean(r["totals"]["Dense"] for r in rs)
+        e = statistics.mean(r["E_SNN_J"] for r in rs)
+        val = statistics.mean(r["val"] for r in rs)
+        print(f"{name:12s}  {100 * statistics.mean(tests):6.2f} ± {100 * std:4.2f} % "
+              f"(n={len(rs):2d})   {100 * val:6.2f}   {syn:11.4g}  {acs:12.4g}  {dense:15.4g}  "
+              f"{e * 1e9:8.4g} nJ")
 
 
 def _config(name: str, overrides: dict) -> dict:
