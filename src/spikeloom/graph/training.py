@@ -248,6 +248,9 @@ class GraphSplit(Dataset):
             idx = np.concatenate(mine) if mine else np.zeros(0, np.int64)
             nodes = self.nodes[torch.from_numpy(idx.astype(np.int64))]
             return _Loader(lambda i: self._full_batch(nodes), 1 if len(nodes) else 0)
+        if batching == "layerwise" and d.world > 1:
+            raise ConfigError("--batching layerwise runs in one process (its layer step "
+                              "bypasses DistributedDataParallel); drop torchrun")
         return BATCH_LOADERS[batching](self, mine, seed, cfg)
 
     def _full_loader(self, mine: list[np.ndarray], seed: int, cfg: Any) -> _Loader:
