@@ -6,7 +6,11 @@ seeds. The selected model's cost per node (spikeloom.cost.measure_cost on the fu
 energy table) is averaged over seeds: SynOps = Eff_ACs + Eff_MACs, dense MACs, energy.
 
 Run: ``PYTHONPATH=src .venv/bin/python benchmarks/bench_graph_cora.py [--models gcn spiking-gcn]
-[--seeds 10] [--epochs 200]``. Data: ``../shared/data/planetoid`` (SPIKELOOM_SHARED_DATA).
+[--seeds 10] [--epochs 200] [--json out.json]``. Data: ``../shared/data/planetoid``
+(SPIKELOOM_SHARED_DATA). Seeds can be split over processes (``--first-seed 5 --seeds 5``, one
+``--json`` each) and tabulated together with ``--combine a.json b.json``. ``--tune --set
+KEY=VALUE`` prints validation accuracy only (tuning seeds 100+); the spiking GCN settings
+below were chosen so (``benchmarks/results/graph_cora_tuning.txt``).
 """
 
 from __future__ import annotations
