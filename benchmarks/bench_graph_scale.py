@@ -181,7 +181,7 @@ def pyg_compare(n: int, deg: float, q: int, method: str) -> dict:
 
     rows = {}
     for name in ("spikeloom", "pyg"):
-        def batches():
+        def batches(name=name):
             if name == "spikeloom":
                 return split.graph_loader(groups, DistInfo(), seed=0, cfg=cfg)
             torch.manual_seed(0)
