@@ -6,12 +6,17 @@ seeds. The selected model's cost per node (spikeloom.cost.measure_cost on the fu
 energy table) is averaged over seeds: SynOps = Eff_ACs + Eff_MACs, dense MACs, energy.
 
 Run: ``PYTHONPATH=src .venv/bin/python benchmarks/bench_graph_cora.py [--models gcn spiking-gcn]
-[--seeds 10] [--epochs 200]``. Data: ``../shared/data/planetoid`` (SPIKELOOM_SHARED_DATA).
+[--seeds 10] [--epochs 200] [--json out.json]``. Data: ``../shared/data/planetoid``
+(SPIKELOOM_SHARED_DATA). Seeds can be split over processes (``--first-seed 5 --seeds 5``, one
+``--json`` each) and tabulated together with ``--combine a.json b.json``. ``--tune --set
+KEY=VALUE`` prints validation accuracy only (tuning seeds 100+); the spiking GCN settings
+below were chosen so (``benchmarks/results/graph_cora_tuning.txt``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -28,21 +33,44 @@ from spikeloom.models import build_model
 DATA = Path(os.environ.get("SPIKELOOM_SHARED_DATA",
                            Path(__file__).resolve().parents[2] / "shared" / "data"))
 
-#: model -> (constructor arguments, lr, row-normalised features)
+#: model -> (constructor arguments, lr, weight decay, row-normalised features)
 CONFIGS = {
-    "gcn": (dict(hidden=16, dropout=0.5), 0.01, True),
-    "gat": (dict(hidden=8, heads=8, dropout=0.6), 0.005, True),
-    "spiking-gcn": (dict(hidden=64, layers=2, T=8, dropout=0.5), 0.01, False),
-    "spiking-gat": (dict(hidden=16, heads=4, layers=2, T=8, dropout=0.5), 0.005, False),
+    "gcn": (dict(hidden=16, dropout=0.5), 0.01, 5e-4, True),
+    "gat": (dict(hidden=8, heads=8, dropout=0.6), 0.005, 5e-4, True),
+    "spiking-gcn": (dict(hidden=128, layers=2, T=8, dropout=0.7), 0.01, 5e-4, False),
+    "spiking-gat": (dict(hidden=16, heads=4, layers=2, T=8, dropout=0.5), 0.005, 5e-4, False),
 }
 
 
-def run_one(name: str, g, adj, seed: int, epochs: int):
-    kw, lr, row_norm = CONFIGS[name]
+def _value(text: str):
+    """``"0.5"`` -> 0.5, ``"8"`` -> 8, ``"true"`` -> True, else the string."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def run_one(name: str, g, adj, seed: int, epochs: int, overrides: dict | None = None):
+    kw, lr, wd, row_norm = CONFIGS[name]
+    kw = dict(kw)
+    for k, v in (overrides or {}).items():  # lr / wd / row_norm or a constructor argument
+        if k == "lr":
+            lr = v
+        elif k == "wd":
+            wd = v
+        elif k == "row_norm":
+            row_norm = v
+        else:
+            kw[k] = v
     x = g.x / g.x.sum(1, keepdim=True).clamp_min(1e-12) if row_norm else g.x
     torch.manual_seed(seed)
     model = build_model(name, in_features=g.num_features, num_classes=g.num_classes, **kw)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=5e-4)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
     tr, va, te = (g.masks[k] for k in ("train", "val", "test"))
     best_val, best_test, best_state = -1.0, 0.0, None
     for _ in range(epochs):
@@ -73,33 +101,76 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override lr, wd, row_norm or a constructor argument (tuning)")
+    ap.add_argument("--json", default="", help="write the table as JSON to this path")
+    ap.add_argument("--combine", nargs="+", default=[], metavar="JSON",
+                    help="print the table of per-seed JSON files (of runs split by seeds) and "
+                         "write them together to --json")
+    ap.add_argument("--tune", action="store_true",
+                    help="print validation accuracy only (no test figures): for tuning")
     args = ap.parse_args()
+    overrides = {k: _value(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    if args.combine:
+        per_seed = [r for f in args.combine for r in json.loads(Path(f).read_text())]
+        print_table(per_seed)
+        if args.json:
+            Path(args.json).write_text(json.dumps(per_seed, indent=1))
+        return
     torch.set_num_threads(args.threads)
     g = load_planetoid(DATA / "planetoid", "cora")
     adj = normalize(g.edge_index, g.num_nodes, "gcn")
     print(g.summary())
-    rows = []
+    per_seed = []  # one record per (model, seed); the JSON is rewritten after every seed
     for name in args.models:
-        tests, costs, t0 = [], [], time.perf_counter()
+        vals, t0 = [], time.perf_counter()
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            v, t, c = run_one(name, g, adj, seed, args.epochs)
-            tests.append(t)
-            costs.append(c)
+            v, t, c = run_one(name, g, adj, seed, args.epochs, overrides)
+            vals.append(v)
+            if args.tune:
+                print(f"{name} seed {seed}: val {v:.4f} [{time.perf_counter() - t0:.0f}s]",
+                      flush=True)
+                continue
             print(f"{name} seed {seed}: val {v:.4f} test {t:.4f}  SynOps/node "
                   f"{c['totals']['SynOps']:.4g}  energy/node {c['energy']['E_SNN_J'] * 1e9:.4g}"
                   f" nJ [{time.perf_counter() - t0:.0f}s]", flush=True)
-        tot = [c["totals"] for c in costs]
-        syn = statistics.mean(x["Eff_ACs"] + x["Eff_MACs"] for x in tot)
-        acs = statistics.mean(x["Eff_ACs"] for x in tot)
-        dense = statistics.mean(x["Dense"] for x in tot)
-        e_snn = statistics.mean(c["energy"]["E_SNN_J"] for c in costs)
+            per_seed.append({"model": name, "seed": seed, "epochs": args.epochs,
+                             "config": _config(name, overrides), "val": v, "test": t,
+                             "totals": c["totals"], "E_SNN_J": c["energy"]["E_SNN_J"]})
+            if args.json:
+                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.json).write_text(json.dumps(per_seed, indent=1))
+        if args.tune:
+            print(f"TUNE {name} {' '.join(args.set)} epochs={args.epochs}: val "
+                  f"{100 * statistics.mean(vals):.2f} ± {100 * statistics.pstdev(vals):.2f} % "
+                  f"(n={len(vals)})", flush=True)
+    if per_seed:
+        print_table(per_seed)
+
+
+def print_table(per_seed: list[dict]) -> None:
+    """Mean ± std of test accuracy (and validation) and the mean cost per node, per model."""
+    print("\nmodel         test acc (mean ± std, n)   val acc   SynOps/node  of which ACs  "
+          "Dense MACs/node  energy/node")
+    for name in dict.fromkeys(r["model"] for r in per_seed):
+        rs = [r for r in per_seed if r["model"] == name]
+        tests = [r["test"] for r in rs]
         std = statistics.stdev(tests) if len(tests) > 1 else 0.0
-        rows.append((name, statistics.mean(tests), std, len(tests), syn, acs, dense, e_snn))
-    print("\nmodel         test acc (mean ± std, n)   SynOps/node  of which ACs  Dense MACs/node"
-          "  energy/node")
-    for name, m, s, n, syn, acs, dense, e in rows:
-        print(f"{name:12s}  {100 * m:6.2f} ± {100 * s:4.2f} % (n={n:2d})   {syn:11.4g}  "
-              f"{acs:12.4g}  {dense:15.4g}  {e * 1e9:8.4g} nJ")
+        syn = statistics.mean(r["totals"]["Eff_ACs"] + r["totals"]["Eff_MACs"] for r in rs)
+        acs = statistics.mean(r["totals"]["Eff_ACs"] for r in rs)
+        dense = statistics.mean(r["totals"]["Dense"] for r in rs)
+        e = statistics.mean(r["E_SNN_J"] for r in rs)
+        val = statistics.mean(r["val"] for r in rs)
+        print(f"{name:12s}  {100 * statistics.mean(tests):6.2f} ± {100 * std:4.2f} % "
+              f"(n={len(rs):2d})   {100 * val:6.2f}   {syn:11.4g}  {acs:12.4g}  {dense:15.4g}  "
+              f"{e * 1e9:8.4g} nJ")
+
+
+def _config(name: str, overrides: dict) -> dict:
+    kw, lr, wd, row_norm = CONFIGS[name]
+    cfg = {**kw, "lr": lr, "wd": wd, "row_norm": row_norm}
+    cfg.update({k: v for k, v in overrides.items()})
+    return cfg
 
 
 if __name__ == "__main__":

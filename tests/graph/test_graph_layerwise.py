@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -52,3 +53,42 @@ def test_layerwise_pipeline_equals_full_graph_inference():
     with torch.no_grad():
         assert (m.classifier(h) - m(g.x, adj)).abs().max() < 1e-6
     assert all(layer[-1] < layer[0] for layer in res.losses)
+
+
+def test_l2gcn_controller_shapes_and_layer_limit():
+    from spikeloom.graph.l2gcn import StopController
+
+    c = StopController(layers=2, max_decisions=4)
+    logits, (h, cc) = c(0.9, 1.0, 1, 6, 1, None)  # decision index past the heads: last head
+    assert logits.shape == (2,) and h.shape == cc.shape == (1, 8)
+    with pytest.raises(ValueError, match="1..6 layers"):
+        StopController(layers=7, max_decisions=4)
+
+
+def test_l2gcn_deployment_rule_min_and_max_epochs():
+    from spikeloom.graph.l2gcn import ControllerStop, StopController
+
+    g = _graph()
+    ctrl = StopController(layers=2, max_decisions=20)
+    # threshold 0: stop at the first decision (every 10 epochs) once 35 epochs are done
+    always = ControllerStop(ctrl, 0.0, decision_step=10, min_epochs=35, max_epochs=95)
+    res = train_layerwise(g, hidden=8, layers=2, seed=1, stop="controller", controller=always)
+    assert res.epochs_per_layer == [40, 40]
+    never = ControllerStop(ctrl, 1.01, decision_step=10, min_epochs=35, max_epochs=95)
+    res = train_layerwise(g, hidden=8, layers=2, seed=1, stop="controller", controller=never)
+    assert res.epochs_per_layer == [95, 95]
+
+
+def test_l2gcn_controller_learns_the_time_cost():
+    """REINFORCE: charging each epoch raises the stop probability, paying for it lowers it."""
+    from spikeloom.graph.l2gcn import train_controller
+
+    g = _graph()
+    kw = dict(hidden=8, layers=2, episodes=40, warmup=5, decision_step=5, min_epochs=5,
+              max_epochs=40, lr=0.01, seed=2)
+    long_runs = train_controller(g, time_ratio=-0.05, **kw)
+    short_runs = train_controller(g, time_ratio=0.05, **kw)
+    assert long_runs.threshold < 0.4 < 0.7 < short_runs.threshold
+    res = train_layerwise(g, hidden=8, layers=2, seed=2, lr=0.01, inductive=False,
+                          stop="controller", controller=short_runs)
+    assert all(5 <= e <= 40 for e in res.epochs_per_layer)

@@ -1,11 +1,12 @@
 """Cluster-GCN: graph partitions, their on-disk cache and multi-cluster batches.
 
 Chiang et al., "Cluster-GCN", KDD 2019 (arXiv:1905.07953). The graph is partitioned once into
-``p`` clusters (METIS through ``pymetis``, or a seeded balanced random partition as a
-fallback); each training batch takes ``q`` clusters, the subgraph *induced* by their union
-(edges between the chosen clusters restored) and the batch adjacency is normalised again on
-that subgraph (the training step normalises the batch's edges; see
-:mod:`spikeloom.graph.norm` for the variants, ``diag`` = diagonal enhancement).
+``p`` clusters (METIS through ``pymetis``; ``"lp"``, a fast vectorised region-growing +
+label-propagation partitioner for graphs where METIS is too slow, :mod:`.grow`; or a seeded
+balanced random partition as a fallback); each training batch takes ``q`` clusters, the
+subgraph *induced* by their union (edges between the chosen clusters restored) and the batch
+adjacency is normalised again on that subgraph (the training step normalises the batch's
+edges; see :mod:`spikeloom.graph.norm` for the variants, ``diag`` = diagonal enhancement).
 
 Partitions are cached on disk (``<cache>/graph_partitions/<key>.npy``, ``<cache>`` from
 :func:`spikeloom.datasets.cache.resolve_cache_dir`), keyed by a hash of the graph's edges and
@@ -28,22 +29,45 @@ from ..errors import ConfigError
 from .data import Graph
 
 __all__ = ["partition", "cached_partition", "partition_key", "cluster_groups",
-           "induced_edges", "PARTITION_METHODS"]
+           "induced_edges", "PARTITION_METHODS", "PARTITIONERS"]
 
-PARTITION_METHODS = ("metis", "random")
 _VERSION = 1
 
 
-def _metis(rowptr: Tensor, col: Tensor, n: int, parts: int, seed: int) -> np.ndarray:
+def _metis(graph: Graph, parts: int, seed: int) -> Tensor:
     try:
         import pymetis
     except ImportError:
         raise ConfigError("partition method 'metis' needs pymetis (pip install pymetis, or "
-                          "the 'graph' extra); use partition='random' without it") from None
-    opts = pymetis.Options(seed=seed)
-    adjacency = pymetis.CSRAdjacency(rowptr.numpy(), col.numpy())
-    _, member = pymetis.part_graph(parts, adjacency, options=opts)
-    return np.asarray(member, dtype=np.int64)
+                          "the 'graph' extra); use partition='lp' or 'random' without "
+                          "it") from None
+    n = graph.num_nodes
+    src, dst = graph.edge_index
+    keep = src != dst  # METIS rejects self-loops; edges are sorted by dst (CSR rows)
+    rowptr = np.zeros(n + 1, dtype=np.int64)
+    rowptr[1:] = np.cumsum(np.bincount(dst[keep].numpy(), minlength=n))
+    adjacency = pymetis.CSRAdjacency(rowptr, src[keep].numpy().astype(np.int64))
+    _, member = pymetis.part_graph(parts, adjacency, options=pymetis.Options(seed=seed))
+    return torch.from_numpy(np.asarray(member, dtype=np.int64))
+
+
+def _random(graph: Graph, parts: int, seed: int) -> Tensor:
+    n = graph.num_nodes
+    g = torch.Generator().manual_seed(seed)
+    member = torch.empty(n, dtype=torch.long)
+    member[torch.randperm(n, generator=g)] = torch.arange(n) % parts
+    return member
+
+
+def _lp(graph: Graph, parts: int, seed: int) -> Tensor:
+    from .grow import grow_partition
+
+    return grow_partition(graph.edge_index, graph.num_nodes, parts, seed=seed)
+
+
+#: partition method -> function ``(graph, parts, seed) -> member [N]``
+PARTITIONERS = {"metis": _metis, "lp": _lp, "random": _random}
+PARTITION_METHODS = tuple(PARTITIONERS)
 
 
 def partition(graph: Graph, parts: int, method: str = "metis", seed: int = 1) -> Tensor:
@@ -52,25 +76,16 @@ def partition(graph: Graph, parts: int, method: str = "metis", seed: int = 1) ->
     Args:
         graph: the graph (edges symmetric; self-loops are ignored).
         parts: number of clusters ``p``.
-        method: ``"metis"`` (balanced, minimum edge cut) or ``"random"`` (balanced, seeded).
-        seed: METIS / random seed (the reference code uses 1).
+        method: ``"metis"`` (balanced, minimum edge cut), ``"lp"`` (balanced, fast, larger
+            cut; :mod:`.grow`) or ``"random"`` (balanced, seeded).
+        seed: partitioner seed (the reference code uses 1 for METIS).
     """
     n = graph.num_nodes
     if not 1 <= parts <= n:
         raise ConfigError(f"parts must be in [1, {n}] (nodes of {graph.name!r}), got {parts}")
-    if method == "random" or parts == 1:
-        g = torch.Generator().manual_seed(seed)
-        member = torch.empty(n, dtype=torch.long)
-        member[torch.randperm(n, generator=g)] = torch.arange(n) % parts
-        return member
-    if method != "metis":
+    if method not in PARTITIONERS:
         raise ConfigError(f"partition method must be one of {PARTITION_METHODS}, got {method!r}")
-    src, dst = graph.edge_index
-    keep = src != dst
-    ei = graph.edge_index[:, keep]
-    rowptr = torch.zeros(n + 1, dtype=torch.long)
-    rowptr[1:] = torch.cumsum(torch.bincount(ei[1], minlength=n), 0)
-    return torch.from_numpy(_metis(rowptr, ei[0].contiguous(), n, parts, seed))
+    return PARTITIONERS["random" if parts == 1 else method](graph, parts, seed)
 
 
 def partition_key(graph: Graph, parts: int, method: str, seed: int) -> str:

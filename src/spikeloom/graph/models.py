@@ -8,6 +8,7 @@ name               model
 ``spiking-gcn``    :class:`~spikeloom.graph.spiking.SpikingGraphNet` with GCN aggregation (GC-SNN)
 ``spiking-gat``    the same with attention (GA-SNN)
 ``cluster-gcn``    :class:`ClusterGCN`: Cluster-GCN's reference network (``[A h, h]`` + LayerNorm)
+``layerwise-gcn``  :class:`~.layerwise.LayerwiseGCN` (L-GCN; ``--batching layerwise``)
 ``gnn-lf``         :class:`~spikeloom.graph.lowhigh.GNNLowHigh`, low-pass kernel (Zhu et al. 2021)
 ``gnn-hf``         the same with the high-pass kernel (``propagation=closed|iter``)
 =================  ===========================================================================
@@ -156,5 +157,13 @@ def _lowhigh(kind: str):
     return build
 
 
+def _layerwise(in_features: int, num_classes: int, **kw: Any) -> nn.Module:
+    from .layerwise import LayerwiseGCN
+
+    return LayerwiseGCN(in_features, num_classes, **kw)
+
+
+_layerwise.__doc__ = "L-GCN: layer-wise trained GCN (train with --batching layerwise)."
+register_model("layerwise-gcn", _layerwise, kinds=("graph",), from_spec=graph_args)
 register_model("gnn-lf", _lowhigh("lf"), kinds=("graph",), from_spec=graph_args)
 register_model("gnn-hf", _lowhigh("hf"), kinds=("graph",), from_spec=graph_args)

@@ -90,10 +90,10 @@ class TrainConfig:
         paper: what a paper reports for this experiment (``{"acc": 0.704, "source": ...}``);
             read by ``spikeloom report``, ignored by training.
         batching, parts, clusters_per_batch, partition, diag_lambda, partition_cache: graph
-            datasets only (see :mod:`spikeloom.graph.training`): ``"full"`` or ``"cluster"``
-            batching; Cluster-GCN's ``p`` clusters, ``q`` clusters per subgraph, the
-            partitioner (``"metis"``/``"random"``), the diagonal-enhancement λ and the folder
-            of the partition cache.
+            datasets only (see :mod:`spikeloom.graph.training`): ``"full"``, ``"cluster"``,
+            ``"sage"``, ``"saint"`` or ``"layerwise"`` batching; Cluster-GCN's ``p`` clusters,
+            ``q`` clusters per subgraph, the partitioner (``"metis"``/``"lp"``/``"random"``),
+            the diagonal-enhancement λ and the folder of the partition cache.
         compress: set by ``spikeloom compress``: ``{method, options, source}`` of the
             compression applied to the model after it is built (see
             :mod:`spikeloom.compress.methods`); empty for an uncompressed run.
@@ -137,14 +137,25 @@ class TrainConfig:
     method: str = _opt("stbp", "training method: stbp (surrogate BPTT), dsr, joint-asnn")
     method_kwargs: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
     paper: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
-    batching: str = _opt("full", "graph datasets: full or cluster (Cluster-GCN)")
+    batching: str = _opt("full", "graph datasets: full, cluster (Cluster-GCN), sage "
+                                 "(GraphSAGE sampling), saint (GraphSAINT walks) or layerwise "
+                                 "(L-GCN)")
     parts: int = _opt(50, "graph, --batching cluster: number of clusters p")
     clusters_per_batch: int = _opt(1, "graph, --batching cluster: clusters q per subgraph "
                                       "(batch_size = clusters per step, a multiple of q)")
-    partition: str = _opt("metis", "graph, --batching cluster: metis or random")
+    partition: str = _opt("metis", "graph, --batching cluster: metis, lp (fast label "
+                                   "propagation) or random")
     diag_lambda: float = _opt(0.0, "graph: diagonal enhancement lambda (models using 'diag')")
     partition_cache: str | None = _opt(None, "graph: partition cache folder (default "
                                              "$SPIKELOOM_CACHE or ~/.cache/spikeloom)")
+    fanouts: str = _opt("10,10", "graph, --batching sage: neighbours per node and hop, "
+                                 "comma-separated, nearest hop first")
+    num_roots: int = _opt(300, "graph, --batching saint: random walks per subgraph")
+    walk_length: int = _opt(2, "graph, --batching saint: steps per walk")
+    saint_presample: int = _opt(50, "graph, --batching saint: subgraphs pre-sampled for the "
+                                    "normalisation")
+    layer_epochs: int = _opt(0, "graph, --batching layerwise: epochs per layer (0 = epochs "
+                                "split evenly over the layers)")
     compress: dict[str, Any] = _opt(None, "", cli=False, factory=dict)
 
     @classmethod
@@ -219,10 +230,19 @@ class TrainConfig:
         need(self.method in METHODS,
              f"method must be one of {', '.join(METHODS.names())}, got {self.method!r}")
         METHODS.get(self.method).resolve(self.method_kwargs)
-        need(self.batching in ("full", "cluster"), "batching must be 'full' or 'cluster'")
+        batchings = ("full", "cluster", "sage", "saint", "layerwise")
+        need(self.batching in batchings, f"batching must be one of {', '.join(batchings)}, "
+                                         f"got {self.batching!r}")
+        from ..graph.batching import parse_fanouts
+
+        parse_fanouts(self.fanouts)
+        need(self.num_roots >= 1 and self.walk_length >= 0 and self.saint_presample >= 1,
+             "num_roots and saint_presample must be integers >= 1, walk_length >= 0")
+        need(self.layer_epochs >= 0, "layer_epochs must be an integer >= 0")
         need(self.parts >= 1 and self.clusters_per_batch >= 1,
              "parts and clusters_per_batch must be integers >= 1")
-        need(self.partition in ("metis", "random"), "partition must be 'metis' or 'random'")
+        need(self.partition in ("metis", "lp", "random"),
+             "partition must be 'metis', 'lp' or 'random'")
         need(self.diag_lambda >= 0, "diag_lambda must be >= 0")
 
     def import_modules(self) -> None:

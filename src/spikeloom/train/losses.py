@@ -26,7 +26,7 @@ def compute_loss(out: Tensor, y: Tensor, kind: str, reduction: str = "mean") -> 
         kind: ``"ce"`` (cross-entropy of the rate), ``"per_step_ce"`` (cross-entropy at every
             step, averaged over T; needs ``[T, B, K]``) or ``"mse"`` (squared error of the rate
             against the one-hot label, summed over classes).
-        reduction: ``"mean"`` or ``"sum"`` over the batch.
+        reduction: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` (per sample).
     """
     if kind == "per_step_ce":
         if out.ndim != 3:
@@ -43,4 +43,6 @@ def compute_loss(out: Tensor, y: Tensor, kind: str, reduction: str = "mean") -> 
             loss = ((rate - onehot) ** 2).sum(-1)
         else:
             raise ConfigError(f"unknown loss {kind!r}; choose one of {', '.join(LOSSES)}")
+    if reduction == "none":
+        return loss
     return loss.mean() if reduction == "mean" else loss.sum()
