@@ -18,9 +18,9 @@ The op is registered with :mod:`torch.library` (``spikeloom::neuron_seq`` and it
 Memory: forward saves only the pre-reset potential ``u`` (``[T, ...]``) and the decay; the
 backward recomputes spikes, reset values and surrogate derivatives from ``u``. When the caller
 does not need ``u`` (``need_u=False``: a spiking neuron without probes), forward writes only
-spikes and saves its input ``x`` (and ``v0``) instead; the backward recomputes ``u`` per chunk
-of neurons into its gradient buffer while the chunk is in the L2 cache, then overwrites it with
-the gradient — identical gradients, one ``[T, ...]`` tensor less allocated and written.
+spikes and saves its input ``x`` (and ``v0``) instead; the backward recomputes ``u`` chunk by
+chunk into a per-thread scratch buffer sized to stay in the L2 cache, then runs the gradient
+pass over it — identical gradients, one ``[T, ...]`` tensor less allocated and written.
 
 Inputs: ``x`` and incoming gradients of any layout; a tensor whose neuron dimensions are
 contiguous (any time stride) or broadcast (stride 0, e.g. the expanded gradient of ``sum()``)
