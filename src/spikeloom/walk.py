@@ -27,13 +27,15 @@ Cost, monitors, plots, pruning, quantization and export all walk models through 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import torch
 from torch import nn
 
 from .registry import TypeRegistry
 
-__all__ = ["Layer", "ROLES", "register_role", "role_of", "iter_layers", "layers_with_role"]
+__all__ = ["Layer", "ROLES", "register_role", "role_of", "iter_layers", "layers_with_role",
+           "run_hooked"]
 
 ROLES: tuple[str, ...] = (
     "synapse", "neuron", "norm", "attention", "pool", "merge", "readout", "other",
@@ -112,3 +114,14 @@ register_role(
      nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d),
     "pool",
 )
+
+
+def run_hooked(model: nn.Module, x: Any, handles: list[Any]) -> Any:
+    """``model(x)`` without gradients while the hooks ``handles`` are installed; removes them
+    afterwards (also when the forward raises) and returns the output."""
+    try:
+        with torch.no_grad():
+            return model(x)
+    finally:
+        for h in handles:
+            h.remove()

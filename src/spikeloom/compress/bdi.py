@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..walk import run_hooked
+
 __all__ = ["phi_exact", "phi_hutchinson", "bdi_report", "BDIRow", "bdi_table"]
 
 
@@ -81,15 +83,9 @@ def bdi_report(model: nn.Module, x: Tensor, blocks: Sequence[str] | None = None,
     names = list(blocks) if blocks is not None else [n for n, _ in model.named_children()]
     mods = {n: model.get_submodule(n) for n in names}
     inputs: dict[str, Tensor] = {}
-    hooks = [m.register_forward_pre_hook(
+    run_hooked(model, x, [m.register_forward_pre_hook(
         lambda mod, args, n=n: inputs.__setitem__(n, args[0].detach()) if args else None)
-        for n, m in mods.items()]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in hooks:
-            h.remove()
+        for n, m in mods.items()])
     g = torch.Generator().manual_seed(seed)
     rows = []
     for n in names:

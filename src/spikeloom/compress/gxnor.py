@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from ..cost.energy import precision_for_bits
 from ..errors import ConfigError
+from ..walk import run_hooked
 
 __all__ = ["discrete_states", "snap", "GXNORActivation", "DST", "gated_xnor_dot",
            "gated_fraction", "measure_gated_fraction", "GXNORNet", "squared_hinge"]
@@ -195,12 +196,7 @@ def measure_gated_fraction(model: nn.Module, x: Tensor) -> dict[str, float]:
     for name, m in model.named_modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             hooks.append(m.register_forward_hook(hook(name)))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in hooks:
-            h.remove()
+    run_hooked(model, x, hooks)
     out = {k: executed[k] / total[k] for k in executed}
     out["total"] = sum(executed.values()) / max(sum(total.values()), 1.0)
     return out

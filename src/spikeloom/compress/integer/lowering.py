@@ -32,7 +32,7 @@ from torch.nn.utils import parametrize
 
 from ...errors import ConfigError
 from ...layers import MeanOverTime, TdBN
-from ...walk import iter_layers
+from ...walk import iter_layers, run_hooked
 from ..quant.api import is_quantized
 from ..quant.fake import ActFakeQuant
 from ..quant.neuron import QuantNeuron
@@ -285,10 +285,4 @@ def spike_outputs(model: nn.Module, x: Tensor) -> tuple[Tensor, dict[str, Tensor
     spikes: dict[str, Tensor] = {}
     handles = [m.register_forward_hook(lambda m, a, out, n=name: spikes.__setitem__(n, out))
                for name, m in model.named_modules() if isinstance(m, QuantNeuron)]
-    try:
-        with torch.no_grad():
-            logits = model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return logits, spikes
+    return run_hooked(model, x, handles), spikes
