@@ -6,23 +6,27 @@ recordings) or the default ``liafnet`` on the built-in ES-Digits (``--dataset es
 test samples) — then ``spikeloom compress``-es the run with int8 (8-bit weights and
 activations, 16-bit integer membrane), 4-bit weights (per-channel, symmetric) and DuQ b=2
 (ternary; per-channel clip/scale with the least-squares init ``--duq-init mse``, see
-``spikeloom.compress.quant.fake.duq_mse_init``), each fine-tuned ``--ft-epochs`` at ``--ft-lr``
-and selected on validation by the trainer. Every layer is quantized (first and last included),
+``spikeloom.compress.quant.fake.duq_mse_init``), each fine-tuned by a recipe (below) and
+selected on validation by the trainer. Every layer is quantized (first and last included),
 except in ``duq-b2-fl8`` (ternary with the first and last synapses at 8 bits,
 ``--first-last-bits 8``).
 
 Recipes: each ``--recipes`` entry ``EPOCHS:LR`` (``LR`` ``d`` = the driver's default, a tenth
-of the run's) is fine-tuned with each of ``--seeds`` (the fp32 model fixed); per variant the
-recipe with the best mean *validation* accuracy over the seeds is chosen, and only its test
-accuracies are reported: the seed-0 run (the single figure) and the mean ± std over the seeds
-(on 100 test recordings one recording is one point). For every chosen run the integer executor
+of the run's; ``VARIANT/EPOCHS:LR``: for that variant only) is fine-tuned with each of
+``--seeds`` (the fp32 model fixed); per variant the recipe with the best mean *validation*
+accuracy over the seeds is chosen, and only its test accuracies are reported: the seed-0 run
+(the single figure) and the mean ± std over the seeds (on 100 test recordings one recording is
+one point). For every chosen run the integer executor
 is checked on every test sample (bit-exact spike/activation agreement with the frozen torch
 twin, accuracy). Prints test accuracy, model bytes and energy (cost report, per-layer
 precision), and the int8 executor's throughput beside the fp32 torch model's. Writes
 ``benchmarks/results/quant_<dataset>.json``.
 
     python benchmarks/bench_quant.py [--dataset nmnist|esdigits] [--epochs 8] \
-        [--recipes 5:d 10:1e-3] [--seeds 0 1 2] [--only int8 int4 duq-b2 duq-b2-fl8]
+        [--recipes 5:d duq-b2/5:1e-3] [--seeds 0 1 2] [--only int8 int4 duq-b2 duq-b2-fl8]
+
+The fp32 run and every finished fine-tuning run under ``--out`` are reused (delete them to
+retrain).
 """
 
 from __future__ import annotations
@@ -85,6 +89,17 @@ def _executor_check(run_dir: Path) -> dict[str, Any]:
     return {k: v for k, v in ie.items() if isinstance(v, (int, float))}
 
 
+def _recipes(entries: list[str], variant: str) -> list[str]:
+    """The ``EP:LR`` recipes of ``variant``: entries ``EP:LR`` (every variant) and
+    ``VARIANT/EP:LR`` (that variant only)."""
+    out = []
+    for e in entries:
+        who, _, rc = e.rpartition("/")
+        if who in ("", variant):
+            out.append(rc)
+    return out
+
+
 def _mean_sd(xs: list[float]) -> tuple[float, float]:
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
@@ -95,7 +110,8 @@ def main() -> None:
     ap.add_argument("--config", default="configs/nmnist.yaml", help="network of --dataset nmnist")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--recipes", nargs="+", default=["5:d"],
-                    help="fine-tuning recipes EPOCHS:LR (LR 'd': the driver's default)")
+                    help="fine-tuning recipes EPOCHS:LR (LR 'd': the driver's default), "
+                         "VARIANT/EPOCHS:LR for one variant only")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                     help="fine-tuning seeds (the fp32 model is fixed)")
     ap.add_argument("--only", nargs="*", default=None, help=f"run only these of {list(VARIANTS)}")
@@ -125,7 +141,7 @@ def main() -> None:
     names = [n for n in VARIANTS if not a.only or n in a.only]
     runs: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
     for name in names:
-        for recipe in a.recipes:
+        for recipe in _recipes(a.recipes, name):
             ep, lr = recipe.split(":")
             for seed in a.seeds:
                 t0 = time.perf_counter()
@@ -138,7 +154,7 @@ def main() -> None:
     rows: dict[str, Any] = {}
     for name, by_recipe in runs.items():
         val = {rc: _mean_sd([r["val_acc"] for r in rs.values()])[0] for rc, rs in by_recipe.items()}
-        best = max(a.recipes, key=lambda rc: val[rc])  # first on ties
+        best = max(_recipes(a.recipes, name), key=lambda rc: val[rc])  # first on ties
         chosen = by_recipe[best]
         ep, lr = best.split(":")
         tests = [chosen[s]["test_acc"] for s in a.seeds]

@@ -10,7 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from spikeloom.compress.integer import IntegerProgram, frozen_twin, lower, run_program, spike_outputs
+from spikeloom.compress.integer import (
+    IntegerProgram,
+    frozen_twin,
+    lower,
+    run_program,
+    spike_outputs,
+)
 from spikeloom.compress.quant import QuantConfig, QuantNeuron, quantize
 from spikeloom.errors import ConfigError
 from spikeloom.layers import Add, MeanOverTime, TdBN
@@ -46,7 +52,8 @@ def _assert_bit_exact(m: nn.Module, x: torch.Tensor) -> tuple[IntegerProgram, di
     for name, o in outs.items():
         assert np.array_equal(o.numpy().astype(np.int64), got[name].astype(np.int64)), name
     assert np.array_equal(logits.argmax(1).numpy(), res["pred"])
-    assert np.allclose(logits.numpy(), res["logits"], rtol=1e-6, atol=1e-7)  # float32 vs float64 scales
+    # the same logits up to float32 vs float64 weight scales
+    assert np.allclose(logits.numpy(), res["logits"], rtol=1e-6, atol=1e-7)
     return prog, res
 
 

@@ -23,8 +23,9 @@ def integer_eval(model: nn.Module, batches: Iterable[Any], program=None) -> dict
     Returns:
         ``{"acc", "torch_acc", "agreement", "pred_agreement", "n", "samples_per_s"}``:
         executor accuracy, the fake-quant torch model's accuracy, the fraction of samples whose
-        every neuron output (spikes, LIAF activations) equals the frozen torch twin's, the fraction with the same
-        prediction as the fake-quant model, and the executor's throughput.
+        every neuron output (spikes, LIAF activations) equals the frozen torch twin's, the
+        fraction with the same prediction as the fake-quant model, and the executor's
+        throughput.
     """
     model.eval()
     twin = None
