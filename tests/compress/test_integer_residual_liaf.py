@@ -182,3 +182,19 @@ def test_unlowerable_layers_name_the_layer_and_why():
         fc.register_forward_pre_hook(lambda mod, args: (mod.input_quant(args[0]),))
     with pytest.raises(ConfigError, match=r"layer 'add2': each branch of a residual Add"):
         lower(two, torch.rand(2, 1, 3))
+
+
+def test_integer_eval_compares_liaf_activations_too():
+    from spikeloom.compress.integer import integer_eval
+
+    m = quantize(_liafnet(), QuantConfig())
+    x = _frames()
+    _train(m, x)
+    y = torch.arange(x.shape[1]) % 10
+    res = integer_eval(m, [(x[:, :3], y[:3]), (x[:, 3:], y[3:])])
+    assert res["n"] == 6 and res["agreement"] == 1.0
+    # a twin that disagrees on one activation is caught
+    prog = res["program"]
+    i = min(j for j, o in enumerate(prog.ops) if o["op"] == "act_requant")
+    prog.ops[i] = {**prog.ops[i], "mult": prog.ops[i]["mult"] * 2}
+    assert integer_eval(m, [(x, y)], program=prog)["agreement"] < 1.0

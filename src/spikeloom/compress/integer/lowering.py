@@ -362,7 +362,7 @@ def lower(model: nn.Module, example: Tensor) -> IntegerProgram:
     ``[T, B, ...]`` (only its shape matters)."""
     if not is_quantized(model):
         raise ConfigError("lower() needs a quantized model (spikeloom.compress.quant.quantize)")
-    input_key, calls = _trace(model, example)
+    input_key, calls = _trace(model, example.contiguous())  # reshapes of it stay views
     st = _Lowering(input_key)
     roles = {layer.name: layer.role for layer in iter_layers(model)}
     for c in calls:
