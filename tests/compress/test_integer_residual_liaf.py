@@ -198,3 +198,17 @@ def test_integer_eval_compares_liaf_activations_too():
     i = min(j for j, o in enumerate(prog.ops) if o["op"] == "act_requant")
     prog.ops[i] = {**prog.ops[i], "mult": prog.ops[i]["mult"] * 2}
     assert integer_eval(m, [(x, y)], program=prog)["agreement"] < 1.0
+
+
+def test_version_1_chain_programs_still_run(tmp_path: Path):
+    # a version-1 file: no src/dst slots, one-term multipliers [C]
+    m = quantize(build_model("liafnet", in_channels=2, input_size=(16, 16), channels=(8, 16),
+                             hidden=32, neuron="lif"), QuantConfig())
+    x = _frames()
+    _train(m, x)
+    prog = lower(m, x)
+    v1 = IntegerProgram([{k: (v[0] if k == "mult" else v) for k, v in o.items()
+                          if k not in ("src", "dst", "analog", "tr")} for o in prog.ops])
+    path = v1.save(tmp_path / "v1.npz")
+    a, b = run_program(IntegerProgram.load(path), x.numpy()), run_program(prog, x.numpy())
+    assert np.array_equal(a["logits"], b["logits"]) and set(a["spikes"]) == set(b["spikes"])
