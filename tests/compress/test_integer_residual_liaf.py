@@ -212,3 +212,30 @@ def test_version_1_chain_programs_still_run(tmp_path: Path):
     path = v1.save(tmp_path / "v1.npz")
     a, b = run_program(IntegerProgram.load(path), x.numpy()), run_program(prog, x.numpy())
     assert np.array_equal(a["logits"], b["logits"]) and set(a["spikes"]) == set(b["spikes"])
+
+
+@pytest.mark.parametrize("neuron", ["lif", "liaf"])
+def test_max_pooling_nets_bit_exact(neuron: str):
+    torch.manual_seed(0)
+    m = quantize(build_model("liafnet", in_channels=2, input_size=(16, 16), channels=(8, 16),
+                             hidden=32, neuron=neuron, pool="max"), QuantConfig())
+    x = _frames()
+    _train(m, x)
+    prog, _ = _assert_bit_exact(m, x)
+    assert [o["op"] for o in prog.ops].count("maxpool") >= 2
+
+
+def test_resnet_with_overlapping_stem_max_pool_bit_exact():
+    torch.manual_seed(0)
+    m = build_model("resnet_tiny", in_channels=2, num_classes=10, input_size=(16, 16),
+                    stem_pool=True)
+    with torch.no_grad():
+        for norm in m.modules():
+            if isinstance(norm, TdBN):
+                norm.weight.mul_(3.0)
+    m = quantize(m, QuantConfig())
+    x = _frames()
+    _train(m, x)
+    prog, _ = _assert_bit_exact(m, x)
+    pool = next(o for o in prog.ops if o["op"] == "maxpool")
+    assert (pool["k"], pool["stride"], pool["padding"]) == (3, 2, 1)

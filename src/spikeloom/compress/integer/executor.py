@@ -65,6 +65,14 @@ def _sumpool(x: np.ndarray, k: int) -> np.ndarray:
     return x[..., :h, :w].reshape(*x.shape[:-2], h // k, k, w // k, k).sum(axis=(-3, -1))
 
 
+def _maxpool(x: np.ndarray, k: int, stride: int, padding: int) -> np.ndarray:
+    if padding:
+        pad = [(0, 0)] * (x.ndim - 2) + [(padding, padding)] * 2
+        x = np.pad(x, pad, constant_values=np.iinfo(np.int64).min)
+    win = sliding_window_view(x, (k, k), axis=(-2, -1))[..., ::stride, ::stride, :, :]
+    return win.max(axis=(-2, -1))
+
+
 def run_program(program: IntegerProgram, frames: np.ndarray) -> dict[str, Any]:
     """Run ``program`` on input frames ``[T, B, ...]`` (any real dtype).
 
@@ -106,6 +114,8 @@ def run_program(program: IntegerProgram, frames: np.ndarray) -> dict[str, Any]:
                 spikes[str(op["name"])] = x.astype(np.uint8)
         elif kind == "sumpool":
             x = _sumpool(a, int(op["k"]))
+        elif kind == "maxpool":
+            x = _maxpool(a, int(op["k"]), int(op["stride"]), int(op["padding"]))
         elif kind == "output":
             out["acc"] = a
             logits = a.sum(axis=0) * np.asarray(op["scale"], np.float64) / T

@@ -16,7 +16,7 @@ out by the mean over time. What can be lowered: quantized ``Conv2d``/``Linear`` 
 compress.quant.QuantNeuron` around LIF/IF/PLIF and LIAF with ReLU (analog output: the next
 synapse's activation grid becomes an integer requantisation), ``Add`` of two or more branches
 (each one synapse accumulator or a spike tensor), average pooling (``AvgPool2d``,
-``AdaptiveAvgPool2d`` with a whole-number ratio), dropout/identity/flatten and a last synapse
+``AdaptiveAvgPool2d`` with a whole-number ratio), max pooling of spikes or LIAF activations, dropout/identity/flatten and a last synapse
 read out by ``MeanOverTime``. Anything else is refused in one line naming the layer and why.
 
 Fixed point: a neuron with step ``Δ`` and input gain ``g`` fed by terms of real multiplier
@@ -54,7 +54,7 @@ from .program import IntegerProgram
 __all__ = ["lower", "spike_outputs", "LOWERABLE"]
 
 LOWERABLE = ("Conv2d", "Linear", "BatchNorm1d/2d", "TdBN", "QuantNeuron(LIF/IF/PLIF/LIAF-relu)",
-             "Add", "AvgPool2d", "AdaptiveAvgPool2d", "Dropout", "Identity", "Flatten",
+             "Add", "AvgPool2d", "AdaptiveAvgPool2d", "MaxPool2d", "AdaptiveMaxPool2d", "Dropout", "Identity", "Flatten",
              "MeanOverTime")
 _SKIP = (nn.Dropout, nn.Identity, nn.Flatten)
 
@@ -327,6 +327,8 @@ class _Lowering:
                     not isinstance(m.kernel_size, int) and len(set(m.kernel_size)) > 1:
                 raise ConfigError(f"layer {c.name!r}: only square non-overlapping average "
                                   "pooling can be lowered")
+        elif isinstance(m, (nn.MaxPool2d, nn.AdaptiveMaxPool2d)):
+            return self.maxpool(c, v)
         else:
             raise ConfigError(f"layer {c.name!r} ({type(m).__name__}) cannot be lowered; "
                               f"supported: {', '.join(LOWERABLE)}")
@@ -335,6 +337,26 @@ class _Lowering:
         slot = self.emit({"op": "sumpool", "k": k}, [v.slot])
         return replace(v, slot=slot, scale=v.scale / k ** 2, bound=v.bound * k ** 2,
                        div=v.div * k ** 2)
+
+    def maxpool(self, c: _Call, v: _Codes) -> _Codes:
+        """Max pooling of non-negative codes (spikes, LIAF activations): scale unchanged."""
+        m = c.module
+        if isinstance(m, nn.AdaptiveMaxPool2d):
+            (h, w), (ho, wo) = c.in_shapes[0][-2:], c.out_shape[-2:]
+            if h % ho or w % wo or h // ho != w // wo:
+                raise ConfigError(f"layer {c.name!r}: adaptive pooling {h}x{w} -> {ho}x{wo} is "
+                                  "not a whole square ratio")
+            k = stride = h // ho
+            pad = 0
+        else:
+            k, stride, pad, dil = (x if isinstance(x, int) else x[0] if len(set(x)) == 1
+                                   else None for x in (m.kernel_size, m.stride or m.kernel_size,
+                                                       m.padding, m.dilation))
+            if None in (k, stride, pad) or dil != 1 or m.ceil_mode:
+                raise ConfigError(f"layer {c.name!r}: only square max pooling without dilation "
+                                  "or ceil_mode can be lowered")
+        slot = self.emit({"op": "maxpool", "k": k, "stride": stride, "padding": pad}, [v.slot])
+        return replace(v, slot=slot)
 
     def readout(self, c: _Call) -> Any:
         v = self.value(c)

@@ -23,6 +23,8 @@ act_requant     ``mult``, ``shift``, ``qmin``, ``qmax``: ``clip((a·mult + 2^(S�
                 analog (LIAF) value onto the next synapse's input grid
 sumpool         ``k``: sum over ``k × k`` windows (the ``1/k²`` of average pooling is folded
                 into the next multiplier)
+maxpool         ``k``, ``stride``, ``padding``: max over ``k × k`` windows (of spikes or LIAF
+                activations: non-negative codes, the scale is unchanged)
 output          ``scale`` float64 ``[K]``, ``bias`` float64 ``[K]``: logits ``=
                 Σ_t acc · scale / T + bias`` (mean over time of the dequantized last layer)
 ==============  ==============================================================================
