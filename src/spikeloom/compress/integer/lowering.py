@@ -16,7 +16,8 @@ out by the mean over time. What can be lowered: quantized ``Conv2d``/``Linear`` 
 compress.quant.QuantNeuron` around LIF/IF/PLIF and LIAF with ReLU (analog output: the next
 synapse's activation grid becomes an integer requantisation), ``Add`` of two or more branches
 (each one synapse accumulator or a spike tensor), average pooling (``AvgPool2d``,
-``AdaptiveAvgPool2d`` with a whole-number ratio), max pooling of spikes or LIAF activations, dropout/identity/flatten and a last synapse
+``AdaptiveAvgPool2d`` with a whole-number ratio), max pooling of spikes or LIAF activations,
+dropout/identity/flatten and a last synapse
 read out by ``MeanOverTime``. Anything else is refused in one line naming the layer and why.
 
 Fixed point: a neuron with step ``Δ`` and input gain ``g`` fed by terms of real multiplier
@@ -54,8 +55,8 @@ from .program import IntegerProgram
 __all__ = ["lower", "spike_outputs", "LOWERABLE"]
 
 LOWERABLE = ("Conv2d", "Linear", "BatchNorm1d/2d", "TdBN", "QuantNeuron(LIF/IF/PLIF/LIAF-relu)",
-             "Add", "AvgPool2d", "AdaptiveAvgPool2d", "MaxPool2d", "AdaptiveMaxPool2d", "Dropout", "Identity", "Flatten",
-             "MeanOverTime")
+             "Add", "AvgPool2d", "AdaptiveAvgPool2d", "MaxPool2d", "AdaptiveMaxPool2d",
+             "Dropout", "Identity", "Flatten", "MeanOverTime")
 _SKIP = (nn.Dropout, nn.Identity, nn.Flatten)
 
 
