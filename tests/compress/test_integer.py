@@ -94,8 +94,10 @@ def test_lowering_errors_name_the_layer():
     x = torch.zeros(2, 1, 2, 16, 16)
     with pytest.raises(ConfigError, match="needs a quantized model"):
         lower(_net(), x)
-    with pytest.raises(ConfigError, match=r"features\.0\.3.*analog-output neurons \(LIAF\)"):
-        lower(quantize(_net("liaf"), QuantConfig()), x)
+    tanh = build_model("liafnet", in_channels=2, input_size=(16, 16), channels=(8, 16),
+                       hidden=32, neuron="liaf", activation="tanh")
+    with pytest.raises(ConfigError, match=r"features\.0\.3.*LIAF activation 'tanh'"):
+        lower(quantize(tanh, QuantConfig()), x)
 
 
 def test_executor_imports_no_torch(tmp_path: Path):

@@ -41,6 +41,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     c.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs (0: none)")
     c.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate "
                    "(default: a tenth of the run's)")
+    c.add_argument("--seed", type=int, default=None, help="fine-tuning seed (default: the run's)")
     c.add_argument("--checkpoint", default="best", choices=["best", "last"])
     c.add_argument("--overwrite", action="store_true", help="replace an existing NEW_RUN")
     c.add_argument("--device", default="cpu")
@@ -151,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     new = dataclasses.replace(
         cfg, out=str(out), epochs=max(args.epochs, 1), overwrite=args.overwrite,
         lr=args.lr if args.lr else cfg.lr / 10, plots=False, progress=False, quiet=args.quiet,
-        device=args.device,
+        device=args.device, seed=cfg.seed if getattr(args, "seed", None) is None else args.seed,
         compress={"method": method.name, "options": options, "source": str(ck)},
     )
     new.validate()

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from .executor import run_program
-from .lowering import frozen_twin, lower, spike_outputs
+from .lowering import lower, spike_outputs
+from .twin import frozen_twin
 
 __all__ = ["integer_eval"]
 
@@ -22,8 +23,9 @@ def integer_eval(model: nn.Module, batches: Iterable[Any], program=None) -> dict
     Returns:
         ``{"acc", "torch_acc", "agreement", "pred_agreement", "n", "samples_per_s"}``:
         executor accuracy, the fake-quant torch model's accuracy, the fraction of samples whose
-        every spike tensor equals the frozen torch twin's, the fraction with the same
-        prediction as the fake-quant model, and the executor's throughput.
+        every neuron output (spikes, LIAF activations) equals the frozen torch twin's, the
+        fraction with the same prediction as the fake-quant model, and the executor's
+        throughput.
     """
     model.eval()
     twin = None
@@ -41,8 +43,9 @@ def integer_eval(model: nn.Module, batches: Iterable[Any], program=None) -> dict
         with torch.no_grad():
             fq_pred = model(x).argmax(1).numpy()
         ok = np.ones(x.shape[1], bool)
+        outs = {**res["spikes"], **res["analog"]}
         for name, s in tw_spikes.items():
-            diff = s.numpy().astype(np.uint8) != res["spikes"][name]
+            diff = s.numpy().astype(np.int64) != outs[name].astype(np.int64)
             ok &= ~diff.reshape(diff.shape[0], diff.shape[1], -1).any(axis=(0, 2))
         yv = np.asarray(y)
         n += len(yv)

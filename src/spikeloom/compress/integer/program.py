@@ -1,6 +1,8 @@
 """The integer program: a list of integer ops, saved as one versioned ``.npz`` (numpy only).
 
-Ops (each a dict with ``"op"`` and its fields; arrays are numpy integers):
+Ops (each a dict with ``"op"`` and its fields; arrays are numpy integers). Every op reads the
+value slots ``src`` (slot 0: the input frames) and writes the slot ``dst`` (version 2; a
+version-1 program is a chain without them):
 
 ==============  ==============================================================================
 op              fields and meaning
@@ -10,12 +12,19 @@ input_quant     ``scale`` (a power of two), ``qmin``, ``qmax``: codes ``clip(flo
                 final logit scale; division by a power of two is exact)
 conv2d          ``weight`` int8 ``[O, I, kh, kw]``, ``stride``, ``padding``: int64 accumulators
 linear          ``weight`` int8 ``[O, I]`` (flattens its input first)
-neuron          ``mult``/``bias`` int64 ``[C]``, ``shift``: current ``I = (acc·M + B +
-                2^(S−1)) >> S``; then the integer LIF step (``theta``, ``v_reset``,
-                ``decay_m``/``decay_bits`` leak ``round(k_m·r / 2^k_s)``, ``lo``/``hi`` clamp,
-                ``soft`` reset, ``fire_ge``); output spikes (0/1), recorded under ``name``
+neuron          ``mult`` int64 ``[n, C]`` (one row per ``src`` term), ``bias`` int64 ``[C]``,
+                ``shift``: current ``I = (Σ_i acc_i·M_i + B + 2^(S−1)) >> S`` (``n > 1``:
+                a residual sum on a common scale); then the integer LIF step (``theta``,
+                ``v_reset``, ``decay_m``/``decay_bits`` leak ``round(k_m·r / 2^k_s)``,
+                ``lo``/``hi`` clamp, ``soft`` reset, ``fire_ge``); output spikes (0/1), or
+                with ``analog`` (LIAF, ReLU) the activation ``max(u, 0)`` (``max(u − θ, 0)``
+                with ``tr``); recorded under ``name``
+act_requant     ``mult``, ``shift``, ``qmin``, ``qmax``: ``clip((a·mult + 2^(S−1)) >> S)``, an
+                analog (LIAF) value onto the next synapse's input grid
 sumpool         ``k``: sum over ``k × k`` windows (the ``1/k²`` of average pooling is folded
                 into the next multiplier)
+maxpool         ``k``, ``stride``, ``padding``: max over ``k × k`` windows (of spikes or LIAF
+                activations: non-negative codes, the scale is unchanged)
 output          ``scale`` float64 ``[K]``, ``bias`` float64 ``[K]``: logits ``=
                 Σ_t acc · scale / T + bias`` (mean over time of the dequantized last layer)
 ==============  ==============================================================================
@@ -35,7 +44,7 @@ import numpy as np
 
 __all__ = ["IntegerProgram", "VERSION", "FORMAT"]
 
-VERSION = 1
+VERSION = 2
 FORMAT = "spikeloom-integer"
 
 

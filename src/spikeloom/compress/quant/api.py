@@ -32,7 +32,8 @@ from ...walk import iter_layers
 from .fake import DUQ_INITS, ActFakeQuant, DuQ, WeightFakeQuant, check_bits
 from .neuron import QuantNeuron
 
-__all__ = ["QuantConfig", "quantize", "dequantize", "is_quantized", "SUPPORTED_SYNAPSES"]
+__all__ = ["QuantConfig", "quantize", "dequantize", "is_quantized", "SUPPORTED_SYNAPSES",
+           "synapse_bits"]
 
 #: synapse types ``quantize`` handles
 SUPPORTED_SYNAPSES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -56,6 +57,9 @@ class QuantConfig:
         act_bits: bits of analog synapse inputs (``None``: leave them in float).
         neurons: put neurons on the fixed-point grid (:class:`QuantNeuron`).
         mem_bits, decay_bits, v_range: the neuron grid (see :class:`QuantNeuron`).
+        first_last_bits: weight bits of the first and the last synapse (found by the layer
+            walk, in registration order); ``None``: every synapse at ``weight_bits``.
+            E.g. 8 keeps the input and output layers at 8 bits under ternary DuQ.
     """
 
     weight_bits: int = 8
@@ -68,9 +72,12 @@ class QuantConfig:
     mem_bits: int = 16
     decay_bits: int = 8
     v_range: int = 4
+    first_last_bits: int | None = None
 
     def __post_init__(self) -> None:
         check_bits(self.weight_bits, "weight_bits")
+        if self.first_last_bits is not None:
+            check_bits(self.first_last_bits, "first_last_bits")
         if self.act_bits is not None:
             check_bits(self.act_bits, "act_bits")
         if self.weight_method not in ("uniform", "duq"):
@@ -98,6 +105,16 @@ def _set_child(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(parent, child, new)
 
 
+def synapse_bits(model: nn.Module, config: QuantConfig) -> dict[str, int]:
+    """``{synapse name: weight bits}`` under ``config``: ``first_last_bits`` for the first and
+    the last synapse of the layer walk, ``weight_bits`` for the others."""
+    names = [layer.name for layer in iter_layers(model) if layer.role == "synapse"]
+    bits = {n: config.weight_bits for n in names}
+    if config.first_last_bits is not None and names:
+        bits[names[0]] = bits[names[-1]] = config.first_last_bits
+    return bits
+
+
 def quantize(model: nn.Module, config: QuantConfig | None = None) -> nn.Module:
     """Quantize ``model`` in place for quantization-aware training (see the module docstring).
 
@@ -114,15 +131,17 @@ def quantize(model: nn.Module, config: QuantConfig | None = None) -> nn.Module:
             raise ConfigError(
                 f"layer {layer.name!r} ({type(layer.module).__name__}) cannot be quantized; "
                 f"supported synapses: {', '.join(t.__name__ for t in SUPPORTED_SYNAPSES)}")
+    bits = synapse_bits(model, cfg)
     analog_input = True  # the first synapse sees the (analog) network input
     for layer in layers:
         m = layer.module
         if layer.role == "synapse":
             pc = cfg.per_channel if cfg.per_channel is not None else cfg.weight_method != "duq"
-            q = (DuQ(m.weight, cfg.weight_bits, pc, cfg.duq_init) if cfg.weight_method == "duq"
-                 else WeightFakeQuant(cfg.weight_bits, pc, cfg.symmetric))
+            b = bits[layer.name]
+            q = (DuQ(m.weight, b, pc, cfg.duq_init) if cfg.weight_method == "duq"
+                 else WeightFakeQuant(b, pc, cfg.symmetric))
             parametrize.register_parametrization(m, "weight", q)
-            m.cost_precision = precision_for_bits(cfg.weight_bits)
+            m.cost_precision = precision_for_bits(b)
             if analog_input and cfg.act_bits is not None:
                 m.input_quant = ActFakeQuant(cfg.act_bits, signed=False)
                 setattr(m, _HOOK, m.register_forward_pre_hook(_input_hook))

@@ -209,6 +209,8 @@ class ActFakeQuant(nn.Module):
         self.bits, self.signed, self.momentum = check_bits(bits), bool(signed), float(momentum)
         self.register_buffer("running_max", torch.tensor(0.0))
         self.exact = False
+        self.rq_mult: int | None = None
+        self.rq_shift, self.rq_div, self.rq_out = 0, 1.0, 1.0
 
     @property
     def qrange(self) -> tuple[int, int]:
@@ -232,8 +234,12 @@ class ActFakeQuant(nn.Module):
                 self.running_max.mul_(1 - self.momentum).add_(self.momentum * m)
         s = self.scale()
         lo, hi = self.qrange
+        if self.exact and self.rq_mult is not None:
+            a = torch.round(x * self.rq_div) * self.rq_mult
+            q = torch.floor((a + 2.0 ** (self.rq_shift - 1)) / 2.0 ** self.rq_shift)
+            return torch.clamp(q, lo, hi) * self.rq_out
         q = torch.clamp(ste_round(x / s), lo, hi)
-        return q if self.exact else q * s
+        return q * self.rq_out if self.exact else q * s
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, signed={self.signed}"

@@ -16,7 +16,9 @@ executor; rounding has a straight-through gradient, the spike the neuron's surro
 
 ``exact = True`` (frozen twin of :mod:`spikeloom.compress.integer`): the input is the integer
 accumulator of the synapse before it; the current is ``(acc·M + B + 2^(S−1)) >> S`` with the
-per-channel multiplier ``M``, offset ``B`` and shift ``S`` of the integer program.
+per-channel multiplier ``M``, offset ``B`` and shift ``S`` of the integer program; an
+analog-output (LIAF, ReLU) neuron then outputs its integer activation ``relu(u)`` (``relu(u − θ)``
+in mode ``"tr"``) in membrane steps.
 """
 
 from __future__ import annotations
@@ -98,6 +100,9 @@ class QuantNeuron(BaseNeuron):
         return self.inner.input_scale()
 
     def output(self, s: Tensor, u: Tensor) -> Tensor:
+        if self.exact and not self.emits_spikes:  # frozen twin: the integer LIAF activation
+            a = round_half_up(u / self.delta)
+            return torch.relu(a - self.theta if getattr(self.inner, "mode", "ntr") == "tr" else a)
         return self.inner.output(s, u)
 
     # ---- the recurrence -------------------------------------------------------------------

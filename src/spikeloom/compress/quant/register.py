@@ -3,8 +3,9 @@
 Options (shared by the three methods): ``--bits`` (weights; default 8, ``duq``: 2),
 ``--per-tensor`` / ``--per-channel`` (default: per channel for ``int8``/``quant``, per tensor for
 ``duq``/``ternary`` as in spec A8), ``--asymmetric``, ``--duq-init 3sigma|mse``, ``--act-bits``
-(analog inputs, default 8), ``--mem-bits`` (membrane, default 16), ``--no-neuron-quant`` (keep
-neurons in float).
+(analog inputs, default 8), ``--mem-bits`` (membrane, default 16), ``--first-last-bits`` (the
+first and last synaptic layers at these weight bits, e.g. 8; default: ``--bits`` everywhere),
+``--no-neuron-quant`` (keep neurons in float).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     add_option(p, "--asymmetric", action="store_true", help="asymmetric weight grid")
     add_option(p, "--act-bits", type=int, default=8, help="bits of analog inputs (default 8)")
     add_option(p, "--mem-bits", type=int, default=16, help="membrane bits (default 16)")
+    add_option(p, "--first-last-bits", type=int, default=None,
+               help="weight bits of the first and last synaptic layers (e.g. 8; default: "
+                    "--bits like the others)")
     add_option(p, "--no-neuron-quant", action="store_true",
                help="keep neurons in floating point")
 
@@ -51,7 +55,8 @@ def config_from_args(args: argparse.Namespace, method: str = "uniform",
         weight_bits=args.bits if args.bits is not None else default_bits,
         weight_method=method, per_channel=_per_channel(args), symmetric=not args.asymmetric,
         duq_init=args.duq_init,
-        act_bits=args.act_bits, neurons=not args.no_neuron_quant, mem_bits=args.mem_bits)
+        act_bits=args.act_bits, neurons=not args.no_neuron_quant, mem_bits=args.mem_bits,
+        first_last_bits=getattr(args, "first_last_bits", None))
 
 
 def _apply(method: str, bits: int):
