@@ -19,6 +19,7 @@ from spikeloom.compress.eoq import (
     on_weight_grid,
     sigma,
 )
+from spikeloom.errors import ConfigError  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -131,3 +132,42 @@ def test_mad_bn_vectors_and_fold():
     a, b = bn.fold()
     torch.testing.assert_close(bn(z), a.reshape(1, 3, 1, 1) * z + b.reshape(1, 3, 1, 1),
                                atol=1e-6, rtol=1e-6)
+
+
+def test_integer_momentum_velocity_hand_computed():
+    w = torch.nn.Parameter(torch.zeros(4, 3))
+    opt = IntegerSGD([w], lr=2.0 ** -3, momentum=0.875, generator=torch.Generator().manual_seed(0))
+    w.grad = torch.full((4, 3), 0.5)  # R(g) = 0.5, codes n = clip(128) = 127
+    # SGD step in weight-grid units u = lr·n·R/(γ·σ) = 0.125·127·0.5 = 7.9375; velocity grid
+    # 1/256 of a step: 256·u = 2032, then 0.875·2032 + 2032 = 3810 (exact, no rounding)
+    opt.step()
+    v = opt.state[w]["velocity"]
+    assert v.dtype == torch.int16 and bool((v == 2032).all())
+    d = (-w.detach() / sigma(8)).round()
+    assert set(d.unique().tolist()) <= {7.0, 8.0}  # SR(2032/256 = 7.9375) whole grid steps
+    opt.step()
+    assert bool((opt.state[w]["velocity"] == 3810).all())
+    assert on_weight_grid(w.detach())
+
+
+def test_integer_momentum_grid_invariant_and_integer_state():
+    torch.manual_seed(0)
+    net = FixupResNet(depth=8, widths=(4, 8, 8), act="eoq", dynamic_range=True)
+    opt = IntegerSGD(net.parameters(), lr=2.0 ** -4, momentum=0.875,
+                     generator=torch.Generator().manual_seed(1))
+    opt.snap_()
+    x, y = torch.rand(6, 3, 8, 8), torch.arange(6) % 10
+    for _ in range(5):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+        assert all(on_weight_grid(p.detach()) for p in net.parameters())
+    state = [t for st in opt.state.values() for t in st.values()]
+    assert len(state) == sum(1 for _ in net.parameters())  # one velocity per parameter...
+    assert all(t.dtype == torch.int16 for t in state)  # ...an integer code, no float copy
+    assert any(bool((t != 0).any()) for t in state)
+
+
+def test_integer_sgd_bad_momentum():
+    with pytest.raises(ConfigError, match="momentum"):
+        IntegerSGD([torch.nn.Parameter(torch.zeros(2))], momentum=1.0)

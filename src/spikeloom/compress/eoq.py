@@ -9,7 +9,9 @@
 * :class:`IntegerSGD` — 8-bit gradient codes ``n = clip(SR(γ·g/R(g)), ±(γ−1))`` and an update of
   a whole number of weight-grid steps by stochastic rounding [RECON: ``ΔW = σ(8)·SR(lr·n·R(g)/
   (γ·σ(8)))``, the SR of the SGD step in grid units]; ``W ← C(W − ΔW, 8)``. The weight is the
-  only copy (no float master) and the optimizer keeps no state.
+  only copy (no float master). With ``momentum > 0`` the optimizer keeps one int16 velocity
+  per weight on a fixed power-of-two grid (1/256 of a weight step), updated by stochastic
+  rounding — state, not a float copy.
 * :func:`fixup_init` — Fixup (standard: He fan-out std, branch scale ``L^(−1/(2m−2))``) and the
   BDI variant (fan-in std, ``L^(−2/3)`` for basic blocks, downsample ``sqrt(1/fan_in)``); last
   conv of every branch and the classifier zero.
@@ -121,22 +123,48 @@ class ActQuant8(nn.Module):
 
 
 class IntegerSGD(torch.optim.Optimizer):
-    """8-bit integer SGD on the weight grid (see the module docstring).
+    """8-bit integer SGD on the weight grid, optionally with an integer momentum (module docstring).
 
     Parameters must start on the ``σ(k)`` grid (:func:`C` of :func:`Q`; :meth:`snap_` does it).
+    Every step turns the gradient into 8-bit codes ``n`` (:func:`grad_codes`); the SGD step in
+    units of the weight grid is ``u = lr·n·R(g)/(γ·σ(k))`` (a shift of ``n``: ``lr``, ``R`` and
+    ``γ·σ`` are powers of two).
+
+    * ``momentum = 0``: ``W ← C(W − σ·SR(u))``; the optimizer keeps no state.
+    * ``momentum = β > 0``: a velocity ``v`` held as an **int16** code on the fixed grid
+      ``σ(k)·2^−frac_bits`` (``frac_bits = 8``: 1/256 of a weight step, range ±128 weight steps
+      = the whole weight range), updated by stochastic rounding,
+      ``v ← clip(SR(β·v + 2^frac_bits·u), ±(2^15 − 1))``, and ``W ← C(W − σ·SR(v·2^−frac_bits))``
+      (the whole-step update clipped to ``±(2^(k−1) − 1)`` steps: a ``k``-bit integer).
+      This is heavy-ball SGD with ``lr`` folded into the velocity (float twin:
+      ``SGD(lr, momentum=β)``); ``β = 1 − 2^−3`` is a shift and a subtraction. The velocity is
+      optimizer state, not a copy of the weights: the weight itself is still the only copy and
+      is always on its 8-bit grid. WAGEUBN also keeps a momentum buffer, re-quantized after each
+      step (13 bits, spec A2 Defaults) but beside a 24-bit weight accumulator; here the weight
+      has no accumulator and the sub-step resolution lives in the 16-bit velocity.
 
     Args:
         params: the weights.
         lr: learning rate (a power of two keeps every scale a shift).
         k: weight bits; gamma: gradient code range (``γ = 128``: 8-bit codes).
+        momentum: ``β`` in ``[0, 1)``; 0 = plain SGD without state.
+        frac_bits: fractional bits of the velocity grid, in weight-grid steps.
         generator: RNG of the stochastic roundings.
     """
 
+    VMAX = 2 ** 15 - 1
+
     def __init__(self, params: Iterable[Tensor], lr: float = 2.0 ** -4, k: int = 8,
-                 gamma: int = 128, generator: torch.Generator | None = None) -> None:
+                 gamma: int = 128, momentum: float = 0.0, frac_bits: int = 8,
+                 generator: torch.Generator | None = None) -> None:
         if lr <= 0:
             raise ConfigError(f"lr must be > 0, got {lr}")
-        super().__init__(params, {"lr": lr, "k": k, "gamma": gamma})
+        if not 0.0 <= momentum < 1.0:
+            raise ConfigError(f"momentum must be in [0, 1), got {momentum}")
+        if not 0 <= frac_bits <= 14:
+            raise ConfigError(f"frac_bits must be in 0..14, got {frac_bits}")
+        super().__init__(params, {"lr": lr, "k": k, "gamma": gamma, "momentum": momentum,
+                                  "frac_bits": frac_bits})
         self.generator = generator
 
     @torch.no_grad()
@@ -155,8 +183,19 @@ class IntegerSGD(torch.optim.Optimizer):
                 if p.grad is None:
                     continue
                 n, r = grad_codes(p.grad, g["gamma"], self.generator)
-                steps = SR(g["lr"] * n * (r / (g["gamma"] * s)), self.generator)
-                p.copy_(C(p - steps * s, g["k"]))
+                u = g["lr"] * n * (r / (g["gamma"] * s))  # SGD step, in weight-grid steps
+                if g["momentum"] > 0:
+                    scale = 2.0 ** g["frac_bits"]
+                    st = self.state[p]
+                    if "velocity" not in st:
+                        st["velocity"] = torch.zeros(p.shape, dtype=torch.int16, device=p.device)
+                    v = st["velocity"].to(torch.float32)
+                    v = torch.clamp(SR(g["momentum"] * v + scale * u.float(), self.generator),
+                                    -self.VMAX, self.VMAX)
+                    st["velocity"] = v.to(torch.int16)
+                    u = v.to(p.dtype) / scale
+                qmax = 2 ** (g["k"] - 1) - 1  # the update is a k-bit integer of grid steps
+                p.copy_(C(p - torch.clamp(SR(u, self.generator), -qmax, qmax) * s, g["k"]))
         return loss
 
 
