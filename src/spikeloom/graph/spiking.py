@@ -163,7 +163,9 @@ class SpikingGraphNet(nn.Module):
         for i, (conv, norm, neuron) in enumerate(zip(self.convs, self.norms, self.neurons)):
             p = self.input_dropout if i == 0 else self.dropout
             s = conv(F.dropout(h, p, self.training), adj)
-            if s.ndim == 2:
-                s = s.unsqueeze(0).expand(self.T, *s.shape)
-            h = neuron(norm(s))
+            if s.ndim == 2:  # the same input at every step: STFN's statistics over (feature,
+                # time) equal those over features, so normalise one step and repeat it
+                h = neuron(norm(s.unsqueeze(0)).expand(self.T, *s.shape))
+            else:
+                h = neuron(norm(s))
         return self.head(h.mean(0))
