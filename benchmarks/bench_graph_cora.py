@@ -57,7 +57,7 @@ def _value(text: str):
 
 def run_one(name: str, g, adj, seed: int, epochs: int, overrides: dict | None = None):
     kw, lr, wd, row_norm = CONFIGS[name]
-    kw, wd_first = dict(kw), False
+    kw = dict(kw)
     for k, v in (overrides or {}).items():  # lr / wd / row_norm or a constructor argument
         if k == "lr":
             lr = v
@@ -65,20 +65,15 @@ def run_one(name: str, g, adj, seed: int, epochs: int, overrides: dict | None = 
             wd = v
         elif k == "row_norm":
             row_norm = v
-        elif k == "wd_first":  # weight decay on the first layer only (as Kipf & Welling's GCN)
-            wd_first = v
         else:
             kw[k] = v
     x = g.x / g.x.sum(1, keepdim=True).clamp_min(1e-12) if row_norm else g.x
     torch.manual_seed(seed)
     model = build_model(name, in_features=g.num_features, num_classes=g.num_classes, **kw)
-    if wd_first:
-        first = list(model.convs[0].parameters())
-        rest = [p for p in model.parameters() if all(p is not q for q in first)]
-        groups = [{"params": first, "weight_decay": wd}, {"params": rest, "weight_decay": 0.0}]
-    else:
-        groups = [{"params": model.parameters(), "weight_decay": wd}]
-    opt = torch.optim.Adam(groups, lr=lr)
+    # a model may scope its weight decay (SpikingGraphNet's wd_scope)
+    groups = (model.weight_decay_groups(wd) if hasattr(model, "weight_decay_groups")
+              else model.parameters())
+    opt = torch.optim.Adam(groups, lr=lr, weight_decay=wd)
     tr, va, te = (g.masks[k] for k in ("train", "val", "test"))
     best_val, best_test, best_state = -1.0, 0.0, None
     for _ in range(epochs):

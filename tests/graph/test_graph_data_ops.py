@@ -208,6 +208,26 @@ def test_spiking_gnn_dropout_placement_reset_and_readout():
         SpikingGraphNet(6, 3, readout="conv")
 
 
+def test_spiking_gnn_weight_decay_scope():
+    net = SpikingGraphNet(6, 3, hidden=8, layers=2, wd_scope="first")
+    decayed, free = net.weight_decay_groups(1e-3)
+    assert decayed["weight_decay"] == 1e-3 and free["weight_decay"] == 0.0
+    assert {id(p) for p in decayed["params"]} == {id(p) for p in net.convs[0].parameters()}
+    assert len(decayed["params"]) + len(free["params"]) == len(list(net.parameters()))
+    # one Adam step on a zero loss: only the first convolution's weights shrink
+    opt = torch.optim.Adam(net.weight_decay_groups(0.5), lr=0.1)
+    before = [p.detach().clone() for p in net.parameters()]
+    (sum(p.sum() for p in net.parameters()) * 0).backward()
+    opt.step()
+    first = {id(p) for p in net.convs[0].lin.parameters()}
+    for p, b in zip(net.parameters(), before):
+        assert torch.equal(p, b) != (id(p) in first)
+    (every,) = SpikingGraphNet(6, 3).weight_decay_groups(1e-3)
+    assert len(every["params"]) == len(list(SpikingGraphNet(6, 3).parameters()))
+    with pytest.raises(ValueError, match="wd_scope"):
+        SpikingGraphNet(6, 3, wd_scope="head")
+
+
 def test_gcn_on_spikes_equals_dense_product():
     x, ei, *_ = _perm_graph()
     adj = normalize(ei, 40)

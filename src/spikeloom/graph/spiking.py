@@ -123,6 +123,8 @@ class SpikingGraphNet(nn.Module):
         readout: classifier over the time-averaged spikes: ``"linear"`` or ``"mlp"`` (one
             hidden ReLU layer of the last layer's width, spec §8 allows either).
         encoding: see :func:`encode_nodes`.
+        wd_scope: the parameters :meth:`weight_decay_groups` decays: ``"all"`` or ``"first"``
+            (the first graph convolution only, as Kipf & Welling's GCN).
     """
 
     adj_norm = "gcn"
@@ -132,13 +134,15 @@ class SpikingGraphNet(nn.Module):
                  decay: float = 0.5, rho: float = 1.0, causal: bool = False, stfn: bool = True,
                  dropout: float = 0.5, input_dropout: float | None = None,
                  reset: str = "hard", readout: str = "linear",
-                 encoding: str = "repeat") -> None:
+                 encoding: str = "repeat", wd_scope: str = "all") -> None:
         super().__init__()
         if conv not in ("gcn", "gat"):
             raise ValueError(f"conv must be 'gcn' or 'gat', got {conv!r}")
         if readout not in _READOUTS:
             raise ValueError(f"readout must be one of {sorted(_READOUTS)}, got {readout!r}")
-        self.T, self.dropout, self.encoding = T, dropout, encoding
+        if wd_scope not in ("all", "first"):
+            raise ValueError(f"wd_scope must be 'all' or 'first', got {wd_scope!r}")
+        self.T, self.dropout, self.encoding, self.wd_scope = T, dropout, encoding, wd_scope
         self.input_dropout = dropout if input_dropout is None else input_dropout
         self.convs, self.norms, self.neurons = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         width = in_features
@@ -153,6 +157,16 @@ class SpikingGraphNet(nn.Module):
             self.neurons.append(LIF(v_th=v_th, decay=decay, reset=reset))
             width = out
         self.head = _READOUTS[readout](width, num_classes)
+
+    def weight_decay_groups(self, weight_decay: float) -> list[dict]:
+        """Optimiser parameter groups with ``weight_decay`` applied as ``wd_scope`` says."""
+        if self.wd_scope == "all":
+            return [{"params": list(self.parameters()), "weight_decay": weight_decay}]
+        first = {id(p) for p in self.convs[0].parameters()}
+        return [{"params": [p for p in self.parameters() if id(p) in first],
+                 "weight_decay": weight_decay},
+                {"params": [p for p in self.parameters() if id(p) not in first],
+                 "weight_decay": 0.0}]
 
     def forward(self, x: Tensor, adj: Adj) -> Tensor:
         """Logits ``[N, K]`` of node features ``x [N, F]`` (or a spike train ``[T, N, F]``)."""
