@@ -37,7 +37,8 @@ DATA = Path(os.environ.get("SPIKELOOM_SHARED_DATA",
 CONFIGS = {
     "gcn": (dict(hidden=16, dropout=0.5), 0.01, 5e-4, True),
     "gat": (dict(hidden=8, heads=8, dropout=0.6), 0.005, 5e-4, True),
-    "spiking-gcn": (dict(hidden=128, layers=2, T=8, dropout=0.7, decay=0.8), 0.01, 5e-4, False),
+    "spiking-gcn": (dict(hidden=128, layers=2, T=8, dropout=0.7, decay=0.8, wd_scope="first"),
+                    0.01, 5e-4, False),
     "spiking-gat": (dict(hidden=16, heads=4, layers=2, T=8, dropout=0.5), 0.005, 5e-4, False),
 }
 
