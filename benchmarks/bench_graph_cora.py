@@ -37,7 +37,8 @@ DATA = Path(os.environ.get("SPIKELOOM_SHARED_DATA",
 CONFIGS = {
     "gcn": (dict(hidden=16, dropout=0.5), 0.01, 5e-4, True),
     "gat": (dict(hidden=8, heads=8, dropout=0.6), 0.005, 5e-4, True),
-    "spiking-gcn": (dict(hidden=128, layers=2, T=8, dropout=0.7, decay=0.8), 0.01, 5e-4, False),
+    "spiking-gcn": (dict(hidden=128, layers=2, T=8, dropout=0.7, decay=0.8, wd_scope="first"),
+                    0.01, 5e-4, False),
     "spiking-gat": (dict(hidden=16, heads=4, layers=2, T=8, dropout=0.5), 0.005, 5e-4, False),
 }
 
@@ -70,7 +71,10 @@ def run_one(name: str, g, adj, seed: int, epochs: int, overrides: dict | None = 
     x = g.x / g.x.sum(1, keepdim=True).clamp_min(1e-12) if row_norm else g.x
     torch.manual_seed(seed)
     model = build_model(name, in_features=g.num_features, num_classes=g.num_classes, **kw)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+    # a model may scope its weight decay (SpikingGraphNet's wd_scope)
+    groups = (model.weight_decay_groups(wd) if hasattr(model, "weight_decay_groups")
+              else model.parameters())
+    opt = torch.optim.Adam(groups, lr=lr, weight_decay=wd)
     tr, va, te = (g.masks[k] for k in ("train", "val", "test"))
     best_val, best_test, best_state = -1.0, 0.0, None
     for _ in range(epochs):

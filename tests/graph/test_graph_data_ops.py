@@ -181,6 +181,53 @@ def test_spiking_gnn_is_permutation_equivariant(conv):
     assert torch.allclose(out_p, out[perm], atol=1e-5)
 
 
+def test_spiking_gnn_dropout_placement_reset_and_readout():
+    x, ei, *_ = _perm_graph()
+    adj = normalize(ei, 40)
+    torch.manual_seed(0)
+    # no dropout anywhere: training mode computes the same function as eval mode
+    net = SpikingGraphNet(6, 3, hidden=8, layers=2, T=4, dropout=0.0, input_dropout=0.0)
+    assert torch.equal(net.train()(x, adj), net.eval()(x, adj))
+    # input_dropout = 1 drops every feature: the output no longer depends on x
+    net.input_dropout = 1.0
+    net.train()
+    assert torch.equal(net(x, adj), net(torch.rand_like(x).round(), adj))
+    # hidden dropout alone still leaves the input intact (training output depends on x)
+    net.input_dropout, net.dropout = 0.0, 0.5
+    torch.manual_seed(1)
+    a = net(x, adj)
+    torch.manual_seed(1)
+    assert not torch.equal(a, net(1 - x, adj))
+    assert SpikingGraphNet(6, 3, dropout=0.3).input_dropout == 0.3  # None: same as dropout
+    soft = SpikingGraphNet(6, 3, layers=2, reset="soft")
+    assert [n.reset for n in soft.neurons] == ["soft", "soft"]
+    mlp = SpikingGraphNet(6, 3, hidden=8, readout="mlp").eval()
+    assert [type(m).__name__ for m in mlp.head] == ["Linear", "ReLU", "Linear"]
+    assert mlp(x, adj).shape == (40, 3)
+    with pytest.raises(ValueError, match="readout"):
+        SpikingGraphNet(6, 3, readout="conv")
+
+
+def test_spiking_gnn_weight_decay_scope():
+    net = SpikingGraphNet(6, 3, hidden=8, layers=2, wd_scope="first")
+    decayed, free = net.weight_decay_groups(1e-3)
+    assert decayed["weight_decay"] == 1e-3 and free["weight_decay"] == 0.0
+    assert {id(p) for p in decayed["params"]} == {id(p) for p in net.convs[0].parameters()}
+    assert len(decayed["params"]) + len(free["params"]) == len(list(net.parameters()))
+    # one Adam step on a zero loss: only the first convolution's weights shrink
+    opt = torch.optim.Adam(net.weight_decay_groups(0.5), lr=0.1)
+    before = [p.detach().clone() for p in net.parameters()]
+    (sum(p.sum() for p in net.parameters()) * 0).backward()
+    opt.step()
+    first = {id(p) for p in net.convs[0].lin.parameters()}
+    for p, b in zip(net.parameters(), before):
+        assert torch.equal(p, b) != (id(p) in first)
+    (every,) = SpikingGraphNet(6, 3).weight_decay_groups(1e-3)
+    assert len(every["params"]) == len(list(SpikingGraphNet(6, 3).parameters()))
+    with pytest.raises(ValueError, match="wd_scope"):
+        SpikingGraphNet(6, 3, wd_scope="head")
+
+
 def test_gcn_on_spikes_equals_dense_product():
     x, ei, *_ = _perm_graph()
     adj = normalize(ei, 40)

@@ -66,10 +66,12 @@ class STFN(nn.Module):
             steps = torch.arange(1, T + 1, device=s.device, dtype=s.dtype).view(T, 1, 1) * C
             mean = s.sum(-1, keepdim=True).cumsum(0) / steps
             var = ((s * s).sum(-1, keepdim=True).cumsum(0) / steps - mean * mean).clamp_min(0)
-        else:
-            mean = s.mean(dim=(0, 2), keepdim=True)
-            var = s.var(dim=(0, 2), unbiased=False, keepdim=True)
-        y = self.rho * self.v_th * (s - mean) / torch.sqrt(var + self.eps)
+            d = s - mean
+        else:  # two passes, reducing the contiguous feature axis first (faster than over (0, 2))
+            mean = s.mean(-1, keepdim=True).mean(0, keepdim=True)
+            d = s - mean
+            var = (d * d).mean(-1, keepdim=True).mean(0, keepdim=True)
+        y = (self.rho * self.v_th) * d * torch.rsqrt(var + self.eps)
         if self.weight is not None:
             y = y * self.weight + self.bias
         return y
@@ -95,6 +97,14 @@ def encode_nodes(x: Tensor, T: int, encoding: str, training: bool) -> Tensor:
     raise ValueError(f"encoding must be 'repeat' or 'bernoulli', got {encoding!r}")
 
 
+def _mlp(width: int, num_classes: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, num_classes))
+
+
+#: readout name -> constructor ``(width, num_classes)`` of the classifier over mean spikes
+_READOUTS = {"linear": nn.Linear, "mlp": _mlp}
+
+
 class SpikingGraphNet(nn.Module):
     """GC-SNN / GA-SNN: spiking graph convolutions with STFN and LIF neurons, rate readout.
 
@@ -107,8 +117,14 @@ class SpikingGraphNet(nn.Module):
         T: time steps.
         v_th, decay: LIF threshold and leak ``k`` (``V[t] = k·V[t-1]·(1-H[t-1]) + I[t]``).
         rho, causal, stfn: STFN settings; ``stfn=False`` feeds the aggregation directly.
-        dropout: on the layer inputs (training only).
+        dropout: on the inputs of the hidden layers (the spikes; training only).
+        input_dropout: on the node features entering the first layer; ``None``: ``dropout``.
+        reset: the neurons' reset, ``"hard"`` (to 0) or ``"soft"`` (subtract ``V_th``).
+        readout: classifier over the time-averaged spikes: ``"linear"`` or ``"mlp"`` (one
+            hidden ReLU layer of the last layer's width, spec §8 allows either).
         encoding: see :func:`encode_nodes`.
+        wd_scope: the parameters :meth:`weight_decay_groups` decays: ``"all"`` or ``"first"``
+            (the first graph convolution only, as Kipf & Welling's GCN).
     """
 
     adj_norm = "gcn"
@@ -116,11 +132,18 @@ class SpikingGraphNet(nn.Module):
     def __init__(self, in_features: int, num_classes: int, conv: str = "gcn", hidden: int = 64,
                  layers: int = 1, heads: int = 4, T: int = 8, v_th: float = 0.5,
                  decay: float = 0.5, rho: float = 1.0, causal: bool = False, stfn: bool = True,
-                 dropout: float = 0.5, encoding: str = "repeat") -> None:
+                 dropout: float = 0.5, input_dropout: float | None = None,
+                 reset: str = "hard", readout: str = "linear",
+                 encoding: str = "repeat", wd_scope: str = "all") -> None:
         super().__init__()
         if conv not in ("gcn", "gat"):
             raise ValueError(f"conv must be 'gcn' or 'gat', got {conv!r}")
-        self.T, self.dropout, self.encoding = T, dropout, encoding
+        if readout not in _READOUTS:
+            raise ValueError(f"readout must be one of {sorted(_READOUTS)}, got {readout!r}")
+        if wd_scope not in ("all", "first"):
+            raise ValueError(f"wd_scope must be 'all' or 'first', got {wd_scope!r}")
+        self.T, self.dropout, self.encoding, self.wd_scope = T, dropout, encoding, wd_scope
+        self.input_dropout = dropout if input_dropout is None else input_dropout
         self.convs, self.norms, self.neurons = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         width = in_features
         for _ in range(layers):
@@ -131,9 +154,19 @@ class SpikingGraphNet(nn.Module):
                 self.convs.append(GATConv(width, hidden, heads=heads))
                 out = hidden * heads
             self.norms.append(STFN(out, v_th, rho, causal=causal) if stfn else nn.Identity())
-            self.neurons.append(LIF(v_th=v_th, decay=decay))
+            self.neurons.append(LIF(v_th=v_th, decay=decay, reset=reset))
             width = out
-        self.head = nn.Linear(width, num_classes)
+        self.head = _READOUTS[readout](width, num_classes)
+
+    def weight_decay_groups(self, weight_decay: float) -> list[dict]:
+        """Optimiser parameter groups with ``weight_decay`` applied as ``wd_scope`` says."""
+        if self.wd_scope == "all":
+            return [{"params": list(self.parameters()), "weight_decay": weight_decay}]
+        first = {id(p) for p in self.convs[0].parameters()}
+        return [{"params": [p for p in self.parameters() if id(p) in first],
+                 "weight_decay": weight_decay},
+                {"params": [p for p in self.parameters() if id(p) not in first],
+                 "weight_decay": 0.0}]
 
     def forward(self, x: Tensor, adj: Adj) -> Tensor:
         """Logits ``[N, K]`` of node features ``x [N, F]`` (or a spike train ``[T, N, F]``)."""
@@ -141,9 +174,12 @@ class SpikingGraphNet(nn.Module):
         # is computed once and repeated (identical values; dropout masks the input once)
         h = x if (x.ndim == 2 and self.encoding == "repeat") else \
             encode_nodes(x, self.T, self.encoding, self.training)
-        for conv, norm, neuron in zip(self.convs, self.norms, self.neurons):
-            s = conv(F.dropout(h, self.dropout, self.training), adj)
-            if s.ndim == 2:
-                s = s.unsqueeze(0).expand(self.T, *s.shape)
-            h = neuron(norm(s))
+        for i, (conv, norm, neuron) in enumerate(zip(self.convs, self.norms, self.neurons)):
+            p = self.input_dropout if i == 0 else self.dropout
+            s = conv(F.dropout(h, p, self.training), adj)
+            if s.ndim == 2:  # the same input at every step: STFN's statistics over (feature,
+                # time) equal those over features, so normalise one step and repeat it
+                h = neuron(norm(s.unsqueeze(0)).expand(self.T, *s.shape))
+            else:
+                h = neuron(norm(s))
         return self.head(h.mean(0))

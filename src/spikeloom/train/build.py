@@ -129,9 +129,13 @@ def build_model_for(cfg: TrainConfig, spec: DataSpec) -> nn.Module:
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    # a model may scope its weight decay (weight_decay_groups, e.g. SpikingGraphNet's wd_scope)
+    params = (model.weight_decay_groups(cfg.weight_decay)
+              if hasattr(model, "weight_decay_groups")
+              else model.parameters())
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
                            weight_decay=cfg.weight_decay)
 
 
