@@ -72,42 +72,72 @@ def main() -> None:
     ap.add_argument("--lr-end", type=float, default=1e-5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-minutes", type=float, default=60.0, help="stop after this long")
+    ap.add_argument("--m", type=float, default=3.0, help="DST non-linear factor")
+    ap.add_argument("--r", type=float, default=1.0, help="activation dead zone")
+    ap.add_argument("--a", type=float, default=0.5, help="derivative window half-width")
+    ap.add_argument("--train-size", type=int, default=0, help="first K training images (0: all)")
+    ap.add_argument("--no-test", action="store_true", help="diagnostic run: skip test/energy")
+    ap.add_argument("--out", default="gxnor_mnist.json", help="file name under results/")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(1)
     xtr, ytr = tensors(a.root, "train")
+    if a.train_size:
+        xtr, ytr = xtr[:a.train_size], ytr[:a.train_size]
     xva, yva = tensors(a.root, "val")
     xte, yte = tensors(a.root, "test")
-    net = GXNORNet()
+    net = GXNORNet(r=a.r, a=a.a)
     disc = set(map(id, net.discrete_parameters()))
-    dst = DST(net.discrete_parameters(), lr=a.lr)
+    dst = DST(net.discrete_parameters(), lr=a.lr, m=a.m)
     adam = torch.optim.Adam([p for p in net.parameters() if id(p) not in disc], lr=a.lr)
     gamma = (a.lr_end / a.lr) ** (1 / max(a.epochs - 1, 1))
     best, best_state, best_ep = -1.0, None, 0
     t0 = time.perf_counter()
+    history = []
     for ep in range(a.epochs):
         net.train()
         perm = torch.randperm(len(xtr))
+        moved = n_steps = run_ok = 0
+        n_w = sum(p.numel() for p in net.discrete_parameters())
         for i in range(0, len(xtr), a.batch):
             b = perm[i:i + a.batch]
             dst.zero_grad()
             adam.zero_grad()
-            squared_hinge(net(random_shift(xtr[b], a.shift, gen)), ytr[b]).backward()
+            out = net(random_shift(xtr[b], a.shift, gen))
+            squared_hinge(out, ytr[b]).backward()
+            run_ok += int((out.argmax(1) == ytr[b]).sum())
+            before = [p.detach().clone() for p in net.discrete_parameters()]
             dst.step()
             adam.step()
+            moved += sum(int((p.detach() != q).sum()) for p, q in
+                         zip(net.discrete_parameters(), before))
+            n_steps += 1
         for opt in (dst, adam):
             for g in opt.param_groups:
                 g["lr"] *= gamma
         va = accuracy(net, xva, yva)
+        tr = accuracy(net, xtr[:5000], ytr[:5000])
+        history.append({"epoch": ep + 1, "val": va, "train_eval_5k": tr,
+                        "train_running": run_ok / len(xtr),
+                        "moved_per_step": moved / (n_steps * n_w)})
         if va > best:
             best, best_state, best_ep = va, copy.deepcopy(net.state_dict()), ep + 1
         mins = (time.perf_counter() - t0) / 60
         print(f"epoch {ep + 1:2d}  val acc {va:.4f}  (best {best:.4f} @ {best_ep})  "
+              f"train acc {tr:.4f} (eval, 5k) {run_ok / len(xtr):.4f} (running)  "
+              f"weights moved/step {history[-1]['moved_per_step']:.2e}  "
               f"[{mins:.1f} min]", flush=True)
         if mins > a.max_minutes:
             print(f"stopping after {ep + 1} epochs (time limit {a.max_minutes} min)")
             break
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    out = Path(__file__).parent / "results" / a.out
+    out.parent.mkdir(exist_ok=True)
+    if a.no_test:
+        out.write_text(json.dumps({"val_acc": best, "best_epoch": best_ep, "args": vars(a),
+                                   "history": history, "load": load}, indent=1))
+        return
     net.load_state_dict(best_state)
     test = accuracy(net, xte, yte)
     frac = measure_gated_fraction(net.eval(), xte[:1000])
@@ -126,15 +156,13 @@ def main() -> None:
           f"below)")
     print("gated-XNOR executed fraction (both operands non-zero), first 1000 test images: "
           + ", ".join(f"{k} {v:.3f}" for k, v in frac.items()))
-    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print("load:", load)
-    out = Path(__file__).parent / "results" / "gxnor_mnist.json"
-    out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"test_acc": test, "val_acc": best, "best_epoch": best_ep,
                                "epochs_run": ep + 1, "args": vars(a), "gated_fraction": frac,
                                "weight_states": states, "load": load,
                                "energy_j": rep.snn_energy,
-                               "energy_fp32_priced_j": fp_rep.snn_energy}, indent=1))
+                               "energy_fp32_priced_j": fp_rep.snn_energy,
+                               "history": history}, indent=1))
 
 
 if __name__ == "__main__":
