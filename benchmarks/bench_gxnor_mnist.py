@@ -3,16 +3,23 @@
 The reference MNIST layout (32C5-MP2-BN-φ, 64C5-MP2-BN-φ, FC512-BN-φ, FC10-BN), inputs scaled
 to [−1, 1], squared hinge loss, DST (over Adam's proposal) for the discrete weights and Adam for
 the float BN parameters; learning rate decayed exponentially from ``--lr`` to ``--lr-end``.
-``--shift K`` (default 2) trains on images translated by a random whole number of pixels in
+``--shift K`` (default 0) trains on images translated by a random whole number of pixels in
 ``[−K, K]`` per axis (data augmentation only; the network and the method are unchanged;
 ``--shift 0`` turns it off). The model is selected on the 5,000-image validation split (the
 paper's 99.32 % selected on test) and evaluated once on the 10,000 test images; the gated-XNOR
 operation fraction is measured on the first 1,000 test images, and the energy per image by the
 cost report (conv/dense rows priced ``ternary``).
 
-    python benchmarks/bench_gxnor_mnist.py [--epochs 15] [--batch 100] [--lr-end 1e-5]
+``--r`` (default 0.25; the reference code uses 1) is the activation dead zone: with r = 1 the
+network underfits this short schedule (train accuracy ≈ validation accuracy; 10k-image,
+2-epoch diagnostics: val 0.944 at r = 1, 0.963 at r = 0.5, 0.967 at r = 0.25), at the price of
+more executed gated-XNOR operations. Each epoch prints validation accuracy, accuracy on 5,000
+un-augmented training images (eval mode), the running training accuracy, and the fraction of
+discrete weights DST moved per step. ``--train-size``/``--no-test`` give short diagnostic runs.
 
-Writes ``benchmarks/results/gxnor_mnist.json``.
+    python benchmarks/bench_gxnor_mnist.py [--epochs 20] [--lr 0.05] [--r 0.25] [--shift 0]
+
+Writes ``benchmarks/results/gxnor_mnist.json`` (``--out`` to rename).
 """
 
 from __future__ import annotations
@@ -62,18 +69,42 @@ def accuracy(net, x, y, bs: int = 1000) -> float:
     return ok / len(x)
 
 
+def train_epoch(net, dst, adam, xtr, ytr, batch: int, shift: int,
+                gen: torch.Generator) -> tuple[float, float]:
+    """One shuffled pass; returns the running training accuracy and the mean fraction of
+    discrete weights that DST moved per step."""
+    net.train()
+    perm = torch.randperm(len(xtr))
+    weights = net.discrete_parameters()
+    n_w = sum(p.numel() for p in weights)
+    moved = n_steps = run_ok = 0
+    for i in range(0, len(xtr), batch):
+        b = perm[i:i + batch]
+        dst.zero_grad()
+        adam.zero_grad()
+        out = net(random_shift(xtr[b], shift, gen))
+        squared_hinge(out, ytr[b]).backward()
+        run_ok += int((out.argmax(1) == ytr[b]).sum())
+        before = [p.detach().clone() for p in weights]
+        dst.step()
+        adam.step()
+        moved += sum(int((p.detach() != q).sum()) for p, q in zip(weights, before))
+        n_steps += 1
+    return run_ok / len(xtr), moved / (n_steps * n_w)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", default="../shared/data/mnist")
-    ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--shift", type=int, default=2, help="random translation in pixels (0: off)")
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--shift", type=int, default=0, help="random translation in pixels (0: off)")
     ap.add_argument("--batch", type=int, default=100)
-    ap.add_argument("--lr", type=float, default=0.02)
+    ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--lr-end", type=float, default=1e-5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-minutes", type=float, default=60.0, help="stop after this long")
     ap.add_argument("--m", type=float, default=3.0, help="DST non-linear factor")
-    ap.add_argument("--r", type=float, default=1.0, help="activation dead zone")
+    ap.add_argument("--r", type=float, default=0.25, help="activation dead zone")
     ap.add_argument("--a", type=float, default=0.5, help="derivative window half-width")
     ap.add_argument("--train-size", type=int, default=0, help="first K training images (0: all)")
     ap.add_argument("--no-test", action="store_true", help="diagnostic run: skip test/energy")
@@ -96,36 +127,19 @@ def main() -> None:
     t0 = time.perf_counter()
     history = []
     for ep in range(a.epochs):
-        net.train()
-        perm = torch.randperm(len(xtr))
-        moved = n_steps = run_ok = 0
-        n_w = sum(p.numel() for p in net.discrete_parameters())
-        for i in range(0, len(xtr), a.batch):
-            b = perm[i:i + a.batch]
-            dst.zero_grad()
-            adam.zero_grad()
-            out = net(random_shift(xtr[b], a.shift, gen))
-            squared_hinge(out, ytr[b]).backward()
-            run_ok += int((out.argmax(1) == ytr[b]).sum())
-            before = [p.detach().clone() for p in net.discrete_parameters()]
-            dst.step()
-            adam.step()
-            moved += sum(int((p.detach() != q).sum()) for p, q in
-                         zip(net.discrete_parameters(), before))
-            n_steps += 1
+        run_acc, moved = train_epoch(net, dst, adam, xtr, ytr, a.batch, a.shift, gen)
         for opt in (dst, adam):
             for g in opt.param_groups:
                 g["lr"] *= gamma
         va = accuracy(net, xva, yva)
         tr = accuracy(net, xtr[:5000], ytr[:5000])
         history.append({"epoch": ep + 1, "val": va, "train_eval_5k": tr,
-                        "train_running": run_ok / len(xtr),
-                        "moved_per_step": moved / (n_steps * n_w)})
+                        "train_running": run_acc, "moved_per_step": moved})
         if va > best:
             best, best_state, best_ep = va, copy.deepcopy(net.state_dict()), ep + 1
         mins = (time.perf_counter() - t0) / 60
         print(f"epoch {ep + 1:2d}  val acc {va:.4f}  (best {best:.4f} @ {best_ep})  "
-              f"train acc {tr:.4f} (eval, 5k) {run_ok / len(xtr):.4f} (running)  "
+              f"train acc {tr:.4f} (eval, 5k) {run_acc:.4f} (running)  "
               f"weights moved/step {history[-1]['moved_per_step']:.2e}  "
               f"[{mins:.1f} min]", flush=True)
         if mins > a.max_minutes:
