@@ -19,7 +19,13 @@ does not learn this net in that budget either). With the integer momentum and th
 input (un-normalized ``[0, 1)`` inputs give GAP features of ~0.03 and slow learning for both
 twins) both learn.
 
+``--spiking T``: both twins spiking (LIF, ``v_th`` 0.5, decay 0.5, direct input repeated over
+``T`` steps, logits averaged over time); the EOQ twin is ``act="lif-eoq"`` — binary spikes need
+no activation grid, the errors behind every neuron are quantized to 8 bits (``ErrorQuant8``),
+weights/gradients/updates as above.
+
     python benchmarks/bench_eoq.py [--train-samples 55000] [--epochs 6] [--decay-at 4]
+    python benchmarks/bench_eoq.py --spiking 2 ... --out benchmarks/results/eoq_mnist_spiking.json
 """
 
 from __future__ import annotations
@@ -61,15 +67,17 @@ def make(kind: str, a) -> tuple[torch.nn.Module, torch.optim.Optimizer, Callable
     """The network, its optimizer and its input map for one twin."""
     torch.manual_seed(a.seed)
     eoq = kind == "eoq"
-    net = FixupResNet(depth=8, widths=(8, 16, 32), in_channels=1, act="eoq" if eoq else "relu",
-                      dynamic_range=not a.fixed_range)
+    act = ("lif-eoq" if eoq else "lif") if a.spiking else ("eoq" if eoq else "relu")
+    net = FixupResNet(depth=8, widths=(8, 16, 32), in_channels=1, act=act,
+                      T=a.spiking or None, dynamic_range=not a.fixed_range)
+    steps = (lambda x: x[None].expand(a.spiking, *x.shape)) if a.spiking else (lambda x: x)
     if not eoq:
         return (net, torch.optim.SGD(net.parameters(), lr=a.lr, momentum=a.momentum),
-                lambda x: (x - MEAN) / STD)
+                lambda x: steps((x - MEAN) / STD))
     opt = IntegerSGD(net.parameters(), lr=a.lr, momentum=a.momentum,
                      generator=torch.Generator().manual_seed(a.seed))
     opt.snap_()
-    return net, opt, lambda x: 4 * C(Q((x - MEAN) / STD / 4, 8), 8)  # 8-bit input, step 1/32
+    return net, opt, lambda x: steps(4 * C(Q((x - MEAN) / STD / 4, 8), 8))  # 8-bit, step 1/32
 
 
 def run(kind: str, data, a) -> dict:
@@ -97,9 +105,10 @@ def run(kind: str, data, a) -> dict:
     seconds = time.perf_counter() - t0
     grid = all(on_weight_grid(p.detach()) for p in net.parameters()) if eoq else None
     net.load_state_dict(state)
-    flat = torch.nn.Sequential(torch.nn.Flatten(0, 1), net)
-    rows = measure_cost(flat, [prep(xte[:200])[None]]).rows
-    rep = measure_cost(flat, [prep(xte[:200])[None]], precision={
+    flat = net if a.spiking else torch.nn.Sequential(torch.nn.Flatten(0, 1), net)
+    seq = prep(xte[:200]) if a.spiking else prep(xte[:200])[None]
+    rows = measure_cost(flat, [seq]).rows
+    rep = measure_cost(flat, [seq], precision={
         r.name: "int8" if eoq else "fp32" for r in rows if r.role == "synapse"})
     return {"test": accuracy(net, xte, yte, prep), "val": best, "best_epoch": best_ep,
             "val_curve": curve, "all_on_8bit_grid": grid, "train_seconds": seconds,
@@ -118,6 +127,8 @@ def main() -> None:
     ap.add_argument("--momentum", type=float, default=0.875)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--spiking", type=int, default=0, metavar="T",
+                    help="spiking twins (LIF) over T time steps (0: ANN twins)")
     ap.add_argument("--fixed-range", action="store_true", help="EOQ activations on [0, 1)")
     ap.add_argument("--out", default="benchmarks/results/eoq_mnist.json")
     a = ap.parse_args()
@@ -128,7 +139,9 @@ def main() -> None:
     q = run("eoq", data, a)
     gap = 100 * (q["test"] - fp["test"])
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    print(f"\nBN-free Fixup ResNet-8 on MNIST ({len(data[0][0])} training images, {a.epochs} "
+    net_kind = f"spiking (LIF, T={a.spiking})" if a.spiking else "ANN"
+    print(f"\nBN-free {net_kind} Fixup ResNet-8 on MNIST ({len(data[0][0])} training images, "
+          f"{a.epochs} "
           f"epochs, batch {a.batch}, lr {a.lr:g} x1/4 at epochs {a.decay_at}, momentum "
           f"{a.momentum:g}; selected on {len(data[1][0])} validation images, tested on all "
           f"{len(data[2][0])}):")

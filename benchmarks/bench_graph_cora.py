@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from spikeloom.cost import measure_cost
 from spikeloom.graph import GraphBound, load_planetoid, normalize
@@ -58,9 +59,11 @@ def _value(text: str):
 
 def run_one(name: str, g, adj, seed: int, epochs: int, overrides: dict | None = None):
     kw, lr, wd, row_norm = CONFIGS[name]
-    kw = dict(kw)
-    for k, v in (overrides or {}).items():  # lr / wd / row_norm or a constructor argument
-        if k == "lr":
+    kw, ema = dict(kw), 0.0
+    for k, v in (overrides or {}).items():  # lr / wd / row_norm / ema or a constructor arg
+        if k == "ema":
+            ema = float(v)
+        elif k == "lr":
             lr = v
         elif k == "wd":
             wd = v
@@ -75,6 +78,10 @@ def run_one(name: str, g, adj, seed: int, epochs: int, overrides: dict | None = 
     groups = (model.weight_decay_groups(wd) if hasattr(model, "weight_decay_groups")
               else model.parameters())
     opt = torch.optim.Adam(groups, lr=lr, weight_decay=wd)
+    # ema > 0: validate (and select) an exponential moving average of the weights
+    # (torch.optim.swa_utils; decay ``ema`` per step) instead of the raw weights
+    evaluated = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
+                 if ema else model)
     tr, va, te = (g.masks[k] for k in ("train", "val", "test"))
     best_val, best_test, best_state = -1.0, 0.0, None
     for _ in range(epochs):
@@ -83,15 +90,18 @@ def run_one(name: str, g, adj, seed: int, epochs: int, overrides: dict | None = 
         opt.zero_grad()
         loss.backward()
         opt.step()
-        model.eval()
+        if ema:
+            evaluated.update_parameters(model)
+        evaluated.eval()
         with torch.no_grad():
-            pred = model(x, adj).argmax(1)
+            pred = evaluated(x, adj).argmax(1)
         v = float((pred[va] == g.y[va]).float().mean())
         if v > best_val:
             best_val = v
             best_test = float((pred[te] == g.y[te]).float().mean())
-            best_state = {k: t.clone() for k, t in model.state_dict().items()}
-    model.load_state_dict(best_state)
+            best_state = {k: t.clone() for k, t in evaluated.state_dict().items()}
+    evaluated.load_state_dict(best_state)
+    model = evaluated.module if ema else model
     T = getattr(model, "T", None)
     seq = x.unsqueeze(0) if T is None else encode_nodes(x, T, "repeat", False)
     cost = measure_cost(GraphBound(model, adj), [seq]).to_dict()

@@ -99,6 +99,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--shift", type=int, default=0, help="random translation in pixels (0: off)")
     ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--batch-end", type=int, default=0,
+                    help="grow the batch geometrically from --batch to this by the last epoch "
+                         "(0: constant); lowers the DST transition noise late in training")
+    ap.add_argument("--beta1", type=float, default=0.9,
+                    help="Adam's beta1 of the DST proposal (higher: less noisy proposals)")
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--lr-end", type=float, default=1e-5)
     ap.add_argument("--threads", type=int, default=1)
@@ -120,25 +125,27 @@ def main() -> None:
     xte, yte = tensors(a.root, "test")
     net = GXNORNet(r=a.r, a=a.a)
     disc = set(map(id, net.discrete_parameters()))
-    dst = DST(net.discrete_parameters(), lr=a.lr, m=a.m)
+    dst = DST(net.discrete_parameters(), lr=a.lr, m=a.m, betas=(a.beta1, 0.999))
     adam = torch.optim.Adam([p for p in net.parameters() if id(p) not in disc], lr=a.lr)
     gamma = (a.lr_end / a.lr) ** (1 / max(a.epochs - 1, 1))
     best, best_state, best_ep = -1.0, None, 0
     t0 = time.perf_counter()
     history = []
+    grow = (a.batch_end / a.batch) ** (1 / max(a.epochs - 1, 1)) if a.batch_end else 1.0
     for ep in range(a.epochs):
-        run_acc, moved = train_epoch(net, dst, adam, xtr, ytr, a.batch, a.shift, gen)
+        batch = round(a.batch * grow ** ep)
+        run_acc, moved = train_epoch(net, dst, adam, xtr, ytr, batch, a.shift, gen)
         for opt in (dst, adam):
             for g in opt.param_groups:
                 g["lr"] *= gamma
         va = accuracy(net, xva, yva)
         tr = accuracy(net, xtr[:5000], ytr[:5000])
-        history.append({"epoch": ep + 1, "val": va, "train_eval_5k": tr,
+        history.append({"epoch": ep + 1, "batch": batch, "val": va, "train_eval_5k": tr,
                         "train_running": run_acc, "moved_per_step": moved})
         if va > best:
             best, best_state, best_ep = va, copy.deepcopy(net.state_dict()), ep + 1
         mins = (time.perf_counter() - t0) / 60
-        print(f"epoch {ep + 1:2d}  val acc {va:.4f}  (best {best:.4f} @ {best_ep})  "
+        print(f"epoch {ep + 1:2d}  batch {batch}  val acc {va:.4f}  (best {best:.4f} @ {best_ep})  "
               f"train acc {tr:.4f} (eval, 5k) {run_acc:.4f} (running)  "
               f"weights moved/step {history[-1]['moved_per_step']:.2e}  "
               f"[{mins:.1f} min]", flush=True)

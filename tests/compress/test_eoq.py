@@ -9,6 +9,7 @@ from spikeloom.compress.eoq import (
     SQ,
     SR,
     ActQuant8,
+    ErrorQuant8,
     FixupBlock,
     FixupResNet,
     IntegerSGD,
@@ -110,6 +111,41 @@ def test_spiking_fixup_resnet_runs():
     net = FixupResNet(depth=8, widths=(4, 4, 8), act="lif", T=3)
     out = net(torch.rand(3, 2, 3, 8, 8))
     assert out.shape == (2, 10)
+
+
+def test_error_quant8_identity_forward_sq_backward():
+    x = torch.tensor([0.3, -1.0, 2.0], requires_grad=True)
+    y = ErrorQuant8()(x)
+    assert torch.equal(y, x)
+    y.backward(torch.tensor([0.30, -0.7, 0.001]))
+    # R = 2^round(log2 0.7) = 0.5; 0.30/0.5 = 0.6 -> 77/128; -0.7/0.5 = -1.4 saturates at
+    # -(1 - 2^-7); 0.001/0.5 = 0.002 rounds to 0
+    assert x.grad.tolist() == [0.5 * 77 / 128, -0.5 * 127 / 128, 0.0]
+
+
+def test_spiking_eoq_twin_same_forward_8bit_errors():
+    torch.manual_seed(0)
+    lif = FixupResNet(depth=8, widths=(4, 4, 8), in_channels=1, act="lif", T=2)
+    torch.manual_seed(0)
+    q = FixupResNet(depth=8, widths=(4, 4, 8), in_channels=1, act="lif-eoq", T=2)
+    opt = IntegerSGD(q.parameters(), lr=2.0 ** -5, momentum=0.875)
+    opt.snap_()
+    lif.load_state_dict(q.state_dict())
+    x = torch.rand(2, 3, 1, 8, 8) * 2
+    assert torch.equal(lif(x), q(x))  # ErrorQuant8 is the identity forward
+    errs = []
+    hooks = [m.register_full_backward_hook(lambda m, gi, go: errs.append(gi[0]))
+             for m in q.modules() if isinstance(m, ErrorQuant8)]
+    torch.nn.functional.cross_entropy(q(x), torch.tensor([1, 2, 3])).backward()
+    for h in hooks:
+        h.remove()
+    assert len(errs) == 7  # stem + 2 per block
+    for e in errs:  # every error an 8-bit code times a power of two
+        codes = e / R(e)
+        assert torch.equal(codes * 128, torch.round(codes * 128))
+        assert float(codes.abs().max()) <= 127 / 128
+    opt.step()
+    assert all(on_weight_grid(p.detach()) for p in q.parameters())
 
 
 def test_mad_bn_vectors_and_fold():

@@ -6,6 +6,9 @@
 * :class:`ActQuant8` — ReLU output on the 8-bit grid (STE forward) whose *backward* quantizes the
   error with ``SQ(·, 8)``; the grid spans ``[0, 1)`` (fixed) or ``[0, R(x))`` (``dynamic``:
   a per-tensor power-of-two range, the spec's remedy for BN-free activation drift).
+* :class:`ErrorQuant8` — identity forward, ``SQ(·, 8)`` on the error in backward: put after a
+  spiking neuron (whose binary output needs no activation grid) it makes the spiking network's
+  errors 8-bit (``FixupResNet(act="lif-eoq")``).
 * :class:`IntegerSGD` — 8-bit gradient codes ``n = clip(SR(γ·g/R(g)), ±(γ−1))`` and an update of
   a whole number of weight-grid steps by stochastic rounding [RECON: ``ΔW = σ(8)·SR(lr·n·R(g)/
   (γ·σ(8)))``, the SR of the SGD step in grid units]; ``W ← C(W − ΔW, 8)``. The weight is the
@@ -16,7 +19,8 @@
   BDI variant (fan-in std, ``L^(−2/3)`` for basic blocks, downsample ``sqrt(1/fan_in)``); last
   conv of every branch and the classifier zero.
 * :class:`FixupResNet` — BN-free ResNet (``6n+2`` layers, basic blocks with scalar biases and a
-  multiplier), ANN (ReLU) or spiking (LIF over ``[T, B, ...]``).
+  multiplier), ANN (ReLU, or EOQ's :class:`ActQuant8`) or spiking (LIF over ``[T, B, ...]``,
+  or LIF + :class:`ErrorQuant8` for the spiking EOQ twin).
 * :class:`MADBatchNorm2d` — BN with the mean absolute deviation instead of the standard
   deviation (no square, no square root), foldable to ``a·x + b`` (:meth:`MADBatchNorm2d.fold`).
 """
@@ -31,8 +35,9 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 
-__all__ = ["sigma", "Q", "C", "R", "SQ", "SR", "grad_codes", "ActQuant8", "IntegerSGD",
-           "fixup_init", "FixupBlock", "FixupResNet", "MADBatchNorm2d", "on_weight_grid"]
+__all__ = ["sigma", "Q", "C", "R", "SQ", "SR", "grad_codes", "ActQuant8", "ErrorQuant8",
+           "IntegerSGD", "fixup_init", "FixupBlock", "FixupResNet", "MADBatchNorm2d",
+           "on_weight_grid"]
 
 
 def sigma(k: int) -> float:
@@ -120,6 +125,35 @@ class ActQuant8(nn.Module):
 
     def extra_repr(self) -> str:
         return f"k={self.k}, ke={self.ke}, dynamic={self.dynamic}"
+
+
+class _ErrQ(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, ke: int) -> Tensor:  # type: ignore[override]
+        ctx.ke = ke
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, e: Tensor):  # type: ignore[override]
+        return SQ(e, ctx.ke), None
+
+
+class ErrorQuant8(nn.Module):
+    """Identity forward; the error flowing back is quantized with ``SQ(·, ke)``.
+
+    The spiking counterpart of :class:`ActQuant8`'s backward: a spiking neuron's output is
+    already binary (exact on any grid), so only its error needs quantizing.
+    """
+
+    def __init__(self, ke: int = 8) -> None:
+        super().__init__()
+        self.ke = int(ke)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _ErrQ.apply(x, self.ke)
+
+    def extra_repr(self) -> str:
+        return f"ke={self.ke}"
 
 
 class IntegerSGD(torch.optim.Optimizer):
@@ -222,6 +256,12 @@ class _SeqAct(nn.Module):
         return self.neuron(x.reshape(self.T, -1, *x.shape[1:])).reshape(x.shape)
 
 
+def _lif() -> nn.Module:
+    from ..neurons import LIF
+
+    return LIF(v_th=0.5, decay=0.5)
+
+
 class FixupBlock(nn.Module):
     """Basic block ``act(scale·conv2(act(conv1(x + b1a) + b1b) + b2a) + b2b + shortcut(x))``."""
 
@@ -248,8 +288,9 @@ class FixupResNet(nn.Module):
         depth: ``6n + 2`` (20, 32, 56, 110, ...).
         widths: channels of the three stages.
         in_channels, num_classes: input channels and classes.
-        act: ``"relu"`` (ANN), ``"eoq"`` (:class:`ActQuant8`), or ``"lif"`` (spiking; needs
-            ``T`` and input ``[T, B, C, H, W]``).
+        act: ``"relu"`` (ANN), ``"eoq"`` (:class:`ActQuant8`), ``"lif"`` (spiking; needs
+            ``T`` and input ``[T, B, C, H, W]``) or ``"lif-eoq"`` (spiking EOQ: LIF followed by
+            :class:`ErrorQuant8`, 8-bit errors in backward).
         T: time steps of the spiking version.
         dynamic_range: ``act="eoq"`` with the power-of-two dynamic activation range.
     """
@@ -261,19 +302,19 @@ class FixupResNet(nn.Module):
         if (depth - 2) % 6:
             raise ConfigError(f"FixupResNet depth must be 6n+2 (20, 32, 56, 110), got {depth}")
         n = (depth - 2) // 6
-        if act == "lif":
-            if not T:
-                raise ConfigError("the spiking FixupResNet (act='lif') needs T")
-            from ..neurons import LIF
-
-            def make() -> nn.Module:
-                return _SeqAct(LIF(v_th=0.5, decay=0.5), T)
-        elif act in ("relu", "eoq"):
-            def make() -> nn.Module:
-                return nn.ReLU() if act == "relu" else ActQuant8(dynamic=dynamic_range)
-        else:
-            raise ConfigError(f"act must be 'relu', 'eoq' or 'lif', got {act!r}")
-        self.T = T if act == "lif" else None
+        makers = {  # act -> activation factory
+            "relu": nn.ReLU,
+            "eoq": lambda: ActQuant8(dynamic=dynamic_range),
+            "lif": lambda: _SeqAct(_lif(), T),
+            "lif-eoq": lambda: nn.Sequential(_SeqAct(_lif(), T), ErrorQuant8()),
+        }
+        if act not in makers:
+            raise ConfigError(f"act must be one of {sorted(makers)}, got {act!r}")
+        spiking = act.startswith("lif")
+        if spiking and not T:
+            raise ConfigError(f"the spiking FixupResNet (act={act!r}) needs T")
+        make = makers[act]
+        self.T = T if spiking else None
         self.stem = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
         self.stem_bias, self.stem_act = _Bias(), make()
         blocks, c = [], widths[0]
