@@ -57,7 +57,8 @@ def _value(text: str):
     return text
 
 
-def run_one(name: str, g, adj, seed: int, epochs: int, overrides: dict | None = None):
+def _build(name: str, g, seed: int, overrides: dict | None):
+    """The model, its Adam optimiser, its input features and the EMA decay (0: none)."""
     kw, lr, wd, row_norm = CONFIGS[name]
     kw, ema = dict(kw), 0.0
     for k, v in (overrides or {}).items():  # lr / wd / row_norm / ema or a constructor arg
@@ -77,25 +78,52 @@ def run_one(name: str, g, adj, seed: int, epochs: int, overrides: dict | None = 
     # a model may scope its weight decay (SpikingGraphNet's wd_scope)
     groups = (model.weight_decay_groups(wd) if hasattr(model, "weight_decay_groups")
               else model.parameters())
-    opt = torch.optim.Adam(groups, lr=lr, weight_decay=wd)
+    return model, torch.optim.Adam(groups, lr=lr, weight_decay=wd), x, ema
+
+
+def _train_step(model, opt, x, adj, g, tr) -> None:
+    model.train()
+    loss = F.cross_entropy(model(x, adj)[tr], g.y[tr])
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
+def _val_halves(va: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two fixed random halves of the validation nodes."""
+    vidx = va.nonzero().squeeze(1)
+    vidx = vidx[torch.randperm(len(vidx), generator=torch.Generator().manual_seed(12345))]
+    return vidx[: len(vidx) // 2], vidx[len(vidx) // 2:]
+
+
+def run_one(name: str, g, adj, seed: int, epochs: int, overrides: dict | None = None):
+    model, opt, x, ema = _build(name, g, seed, overrides)
     # ema > 0: validate (and select) an exponential moving average of the weights
     # (torch.optim.swa_utils; decay ``ema`` per step) instead of the raw weights
     evaluated = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
                  if ema else model)
     tr, va, te = (g.masks[k] for k in ("train", "val", "test"))
     best_val, best_test, best_state = -1.0, 0.0, None
+    # tuning without test labels: select on one half of the validation nodes and score the
+    # selected epoch on the other half, both ways round, mean of the two (an honest comparison
+    # of noisier and smoother runs, whose maximum validation accuracy is inflated by different
+    # amounts); fixed halves
+    half_a, half_b = _val_halves(va)
+    best_a, held_b, best_b, held_a = -1.0, 0.0, -1.0, 0.0
     for _ in range(epochs):
-        model.train()
-        loss = F.cross_entropy(model(x, adj)[tr], g.y[tr])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        _train_step(model, opt, x, adj, g, tr)
         if ema:
             evaluated.update_parameters(model)
         evaluated.eval()
         with torch.no_grad():
             pred = evaluated(x, adj).argmax(1)
         v = float((pred[va] == g.y[va]).float().mean())
+        a_acc = float((pred[half_a] == g.y[half_a]).float().mean())
+        b_acc = float((pred[half_b] == g.y[half_b]).float().mean())
+        if a_acc > best_a:
+            best_a, held_b = a_acc, b_acc
+        if b_acc > best_b:
+            best_b, held_a = b_acc, a_acc
         if v > best_val:
             best_val = v
             best_test = float((pred[te] == g.y[te]).float().mean())
@@ -105,7 +133,48 @@ def run_one(name: str, g, adj, seed: int, epochs: int, overrides: dict | None = 
     T = getattr(model, "T", None)
     seq = x.unsqueeze(0) if T is None else encode_nodes(x, T, "repeat", False)
     cost = measure_cost(GraphBound(model, adj), [seq]).to_dict()
-    return best_val, best_test, cost
+    return best_val, best_test, cost, (held_a + held_b) / 2
+
+
+def selection_study(name: str, g, adj, seed: int, epochs: int, overrides: dict,
+                    decays: list[float]) -> dict[str, float]:
+    """Validation-only comparison of model-selection rules on one training run.
+
+    Evaluated each epoch: the raw weights and an EMA of them per decay in ``decays``. Rules:
+    ``acc`` (first epoch of highest accuracy), ``acc-last`` (last such epoch), ``loss``
+    (lowest cross-entropy). Each rule selects on one fixed half of the validation nodes and is
+    scored by the accuracy of its pick on the other half, both ways round (mean).
+    """
+    model, opt, x, _ = _build(name, g, seed, overrides)
+    tr, va = g.masks["train"], g.masks["val"]
+    halves = _val_halves(va)
+    evals = {"raw": model} | {
+        f"ema{d:g}": AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(d), use_buffers=True)
+        for d in decays}
+    hist: dict[str, list[tuple[float, float, float, float]]] = {k: [] for k in evals}
+    for _ in range(epochs):
+        _train_step(model, opt, x, adj, g, tr)
+        for key, m in evals.items():
+            if key != "raw":
+                m.update_parameters(model)
+            m.eval()
+            with torch.no_grad():
+                logits = m(x, adj)
+            hist[key].append(tuple(v for h in halves for v in (
+                float((logits[h].argmax(1) == g.y[h]).float().mean()),
+                float(F.cross_entropy(logits[h], g.y[h])))))
+    out = {}
+    for key, rows in hist.items():
+        acc_a, loss_a, acc_b, loss_b = (torch.tensor(c) for c in zip(*rows))
+        picks = {  # rule -> (epoch picked on half A, epoch picked on half B)
+            "acc": (int(acc_a.argmax()), int(acc_b.argmax())),  # first maximum
+            "acc-last": (epochs - 1 - int(acc_a.flip(0).argmax()),
+                         epochs - 1 - int(acc_b.flip(0).argmax())),
+            "loss": (int(loss_a.argmin()), int(loss_b.argmin())),
+        }
+        for rule, (ia, ib) in picks.items():
+            out[f"{key}/{rule}"] = float(acc_b[ia] + acc_a[ib]) / 2
+    return out
 
 
 def main() -> None:
@@ -117,6 +186,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override lr, wd, row_norm or a constructor argument (tuning)")
+    ap.add_argument("--selection-study", nargs="*", type=float, default=None, metavar="DECAY",
+                    help="compare selection rules (raw weights and EMAs of these decays) on "
+                         "validation halves only; see selection_study")
     ap.add_argument("--json", default="", help="write the table as JSON to this path")
     ap.add_argument("--combine", nargs="+", default=[], metavar="JSON",
                     help="print the table of per-seed JSON files (of runs split by seeds) and "
@@ -135,15 +207,30 @@ def main() -> None:
     g = load_planetoid(DATA / "planetoid", "cora")
     adj = normalize(g.edge_index, g.num_nodes, "gcn")
     print(g.summary())
+    if args.selection_study is not None:
+        for name in args.models:
+            scores: dict[str, list[float]] = {}
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                res = selection_study(name, g, adj, seed, args.epochs, overrides,
+                                      args.selection_study)
+                for k, v in res.items():
+                    scores.setdefault(k, []).append(v)
+                print(f"{name} seed {seed}: " + "  ".join(f"{k} {v:.4f}" for k, v in
+                                                          res.items()), flush=True)
+            print(f"SELECTION {name} {' '.join(args.set)} (n={args.seeds}, held-out half "
+                  f"accuracy): " + "  ".join(f"{k} {100 * statistics.mean(v):.2f}"
+                                             for k, v in scores.items()), flush=True)
+        return
     per_seed = []  # one record per (model, seed); the JSON is rewritten after every seed
     for name in args.models:
-        vals, t0 = [], time.perf_counter()
+        vals, helds, t0 = [], [], time.perf_counter()
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            v, t, c = run_one(name, g, adj, seed, args.epochs, overrides)
+            v, t, c, held = run_one(name, g, adj, seed, args.epochs, overrides)
             vals.append(v)
+            helds.append(held)
             if args.tune:
-                print(f"{name} seed {seed}: val {v:.4f} [{time.perf_counter() - t0:.0f}s]",
-                      flush=True)
+                print(f"{name} seed {seed}: val {v:.4f}  held-out half {held:.4f} "
+                      f"[{time.perf_counter() - t0:.0f}s]", flush=True)
                 continue
             print(f"{name} seed {seed}: val {v:.4f} test {t:.4f}  SynOps/node "
                   f"{c['totals']['SynOps']:.4g}  energy/node {c['energy']['E_SNN_J'] * 1e9:.4g}"
@@ -157,7 +244,8 @@ def main() -> None:
         if args.tune:
             print(f"TUNE {name} {' '.join(args.set)} epochs={args.epochs}: val "
                   f"{100 * statistics.mean(vals):.2f} ± {100 * statistics.pstdev(vals):.2f} % "
-                  f"(n={len(vals)})", flush=True)
+                  f"(n={len(vals)}); selected on one half, scored on the other (both ways): "
+                  f"{100 * statistics.mean(helds):.2f} %", flush=True)
     if per_seed:
         print_table(per_seed)
 
