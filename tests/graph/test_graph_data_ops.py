@@ -206,6 +206,19 @@ def test_spiking_gnn_dropout_placement_reset_and_readout():
     assert mlp(x, adj).shape == (40, 3)
     with pytest.raises(ValueError, match="readout"):
         SpikingGraphNet(6, 3, readout="conv")
+    # the neurons' surrogate options reach every LIF; forward spikes do not depend on them
+    torch.manual_seed(0)
+    rect = SpikingGraphNet(6, 3, hidden=8, layers=2).eval()
+    torch.manual_seed(0)
+    atan = SpikingGraphNet(6, 3, hidden=8, layers=2, surrogate="arctan", surrogate_width=3.0,
+                           detach_reset=True).eval()
+    assert all(type(n.surrogate).__name__ == "ATan" and n.detach_reset for n in atan.neurons)
+    assert torch.equal(rect(x, adj), atan(x, adj))
+    xa = x.clone().requires_grad_(True)
+    atan(xa, adj).sum().backward()
+    xr = x.clone().requires_grad_(True)
+    rect(xr, adj).sum().backward()
+    assert not torch.equal(xa.grad, xr.grad)
 
 
 def test_spiking_gnn_weight_decay_scope():

@@ -123,6 +123,9 @@ class SpikingGraphNet(nn.Module):
         readout: classifier over the time-averaged spikes: ``"linear"`` or ``"mlp"`` (one
             hidden ReLU layer of the last layer's width, spec §8 allows either).
         encoding: see :func:`encode_nodes`.
+        surrogate, surrogate_width, detach_reset: the LIF neurons' surrogate gradient (a name
+            of :data:`spikeloom.surrogate.SURROGATES`), its width (``None``: the surrogate's
+            default) and whether the reset is detached from the graph in backward.
         wd_scope: the parameters :meth:`weight_decay_groups` decays: ``"all"`` or ``"first"``
             (the first graph convolution only, as Kipf & Welling's GCN).
     """
@@ -134,7 +137,9 @@ class SpikingGraphNet(nn.Module):
                  decay: float = 0.5, rho: float = 1.0, causal: bool = False, stfn: bool = True,
                  dropout: float = 0.5, input_dropout: float | None = None,
                  reset: str = "hard", readout: str = "linear",
-                 encoding: str = "repeat", wd_scope: str = "all") -> None:
+                 encoding: str = "repeat", wd_scope: str = "all",
+                 surrogate: str = "rectangular", surrogate_width: float | None = None,
+                 detach_reset: bool = False) -> None:
         super().__init__()
         if conv not in ("gcn", "gat"):
             raise ValueError(f"conv must be 'gcn' or 'gat', got {conv!r}")
@@ -154,7 +159,8 @@ class SpikingGraphNet(nn.Module):
                 self.convs.append(GATConv(width, hidden, heads=heads))
                 out = hidden * heads
             self.norms.append(STFN(out, v_th, rho, causal=causal) if stfn else nn.Identity())
-            self.neurons.append(LIF(v_th=v_th, decay=decay, reset=reset))
+            self.neurons.append(LIF(v_th=v_th, decay=decay, reset=reset, surrogate=surrogate,
+                                    width=surrogate_width, detach_reset=detach_reset))
             width = out
         self.head = _READOUTS[readout](width, num_classes)
 
