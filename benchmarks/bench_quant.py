@@ -69,6 +69,32 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
+def _fp32_seed_spread(base_cfg: TrainConfig, fp_final: dict, out: Path, a) -> None:
+    """Train the fp32 model with each of ``a.fp32_seeds`` and report test/val per seed."""
+    per_seed = {base_cfg.seed: fp_final}
+    for seed in a.fp32_seeds:
+        if seed in per_seed:
+            continue
+        run = out / f"fp32_seed{seed}"
+        if not (run / "final.json").exists():
+            train(dataclasses.replace(base_cfg, seed=seed, out=str(run)))
+        per_seed[seed] = json.loads((run / "final.json").read_text())
+    tests = [r["test_acc"] for r in per_seed.values()]
+    vals = [r["best_val_acc"] for r in per_seed.values()]
+    for seed, r in per_seed.items():
+        print(f"fp32 seed {seed}: val {r['best_val_acc']:.4f} (epoch {r['best_epoch']}) "
+              f"test {r['test_acc']:.4f}", flush=True)
+    m, sd = _mean_sd(tests)
+    print(f"fp32 over {len(tests)} training seeds: test {100 * m:.2f} ± {100 * sd:.2f} %, "
+          f"val {100 * _mean_sd(vals)[0]:.2f} %", flush=True)
+    res = Path(__file__).parent / "results" / f"quant_{a.dataset}_fp32_seeds.json"
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    res.write_text(json.dumps({"args": vars(a), "load": load, "test_mean_sd": [m, sd],
+                               "per_seed": {s: {k: r[k] for k in ("test_acc", "best_val_acc",
+                                                                   "best_epoch")}
+                                            for s, r in per_seed.items()}}, indent=1))
+
+
 def _compress(src: Path, dst: Path, opts: list[str], epochs: int, lr: str, seed: int
               ) -> dict[str, Any]:
     """One ``spikeloom compress`` run; its report's ``after`` plus the validation accuracy."""
@@ -115,6 +141,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                     help="fine-tuning seeds (the fp32 model is fixed)")
     ap.add_argument("--only", nargs="*", default=None, help=f"run only these of {list(VARIANTS)}")
+    ap.add_argument("--fp32-seeds", type=int, nargs="*", default=[],
+                    help="also train the fp32 model with these seeds (its seed spread, for "
+                         "reference only: the variants start from the default-seed model) and "
+                         "write results/quant_<dataset>_fp32_seeds.json")
+    ap.add_argument("--only-fp32", action="store_true",
+                    help="stop after the fp32 model(s) (with --fp32-seeds)")
     ap.add_argument("--out", default=None, help="default runs/bench_quant_<dataset>")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
@@ -138,6 +170,10 @@ def main() -> None:
         print(f"fp32 LIF net ({a.dataset}) trained {a.epochs} epochs in "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
     print(f"fp32: val {fp_final['best_val_acc']:.4f} test {fp_final['test_acc']:.4f}", flush=True)
+    if a.fp32_seeds:
+        _fp32_seed_spread(base_cfg, fp_final, out, a)
+    if a.only_fp32:
+        return
     names = [n for n in VARIANTS if not a.only or n in a.only]
     runs: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
     for name in names:
