@@ -136,14 +136,24 @@ def run_one(name: str, g, adj, seed: int, epochs: int, overrides: dict | None = 
     return best_val, best_test, cost, (held_a + held_b) / 2
 
 
+def _moving_mean(s: torch.Tensor, k: int) -> torch.Tensor:
+    """Mean of ``s`` over a centred window of ``k`` epochs (shorter at the ends)."""
+    pad = k // 2
+    c = torch.cat([torch.zeros(1, dtype=s.dtype), s.cumsum(0)])
+    idx = torch.arange(len(s))
+    lo, hi = (idx - pad).clamp(min=0), (idx + pad + 1).clamp(max=len(s))
+    return (c[hi] - c[lo]) / (hi - lo)
+
+
 def selection_study(name: str, g, adj, seed: int, epochs: int, overrides: dict,
                     decays: list[float]) -> dict[str, float]:
     """Validation-only comparison of model-selection rules on one training run.
 
     Evaluated each epoch: the raw weights and an EMA of them per decay in ``decays``. Rules:
     ``acc`` (first epoch of highest accuracy), ``acc-last`` (last such epoch), ``loss``
-    (lowest cross-entropy). Each rule selects on one fixed half of the validation nodes and is
-    scored by the accuracy of its pick on the other half, both ways round (mean).
+    (lowest cross-entropy), ``acc-ma5`` (highest 5-epoch moving mean of the accuracy). Each
+    rule selects on one fixed half of the validation nodes and is scored by the accuracy of
+    its pick on the other half, both ways round (mean).
     """
     model, opt, x, _ = _build(name, g, seed, overrides)
     tr, va = g.masks["train"], g.masks["val"]
@@ -171,6 +181,9 @@ def selection_study(name: str, g, adj, seed: int, epochs: int, overrides: dict,
             "acc-last": (epochs - 1 - int(acc_a.flip(0).argmax()),
                          epochs - 1 - int(acc_b.flip(0).argmax())),
             "loss": (int(loss_a.argmin()), int(loss_b.argmin())),
+            # highest mean accuracy over a centred 5-epoch window (less noise-chasing)
+            "acc-ma5": (int(_moving_mean(acc_a, 5).argmax()),
+                        int(_moving_mean(acc_b, 5).argmax())),
         }
         for rule, (ia, ib) in picks.items():
             out[f"{key}/{rule}"] = float(acc_b[ia] + acc_a[ib]) / 2
