@@ -58,12 +58,15 @@ def _value(text: str):
 
 
 def _build(name: str, g, seed: int, overrides: dict | None):
-    """The model, its Adam optimiser, its input features and the EMA decay (0: none)."""
+    """The model, its Adam optimiser (with an exponential lr decay by ``lr_gamma`` per epoch
+    when given), its input features and the EMA decay (0: none)."""
     kw, lr, wd, row_norm = CONFIGS[name]
-    kw, ema = dict(kw), 0.0
-    for k, v in (overrides or {}).items():  # lr / wd / row_norm / ema or a constructor arg
+    kw, ema, gamma = dict(kw), 0.0, 1.0
+    for k, v in (overrides or {}).items():  # lr / lr_gamma / wd / row_norm / ema or a model arg
         if k == "ema":
             ema = float(v)
+        elif k == "lr_gamma":
+            gamma = float(v)
         elif k == "lr":
             lr = v
         elif k == "wd":
@@ -78,7 +81,10 @@ def _build(name: str, g, seed: int, overrides: dict | None):
     # a model may scope its weight decay (SpikingGraphNet's wd_scope)
     groups = (model.weight_decay_groups(wd) if hasattr(model, "weight_decay_groups")
               else model.parameters())
-    return model, torch.optim.Adam(groups, lr=lr, weight_decay=wd), x, ema
+    opt = torch.optim.Adam(groups, lr=lr, weight_decay=wd)
+    if gamma != 1.0:
+        opt.sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
+    return model, opt, x, ema
 
 
 def _train_step(model, opt, x, adj, g, tr) -> None:
@@ -87,6 +93,8 @@ def _train_step(model, opt, x, adj, g, tr) -> None:
     opt.zero_grad()
     loss.backward()
     opt.step()
+    if hasattr(opt, "sched"):  # one lr decay step per epoch (full batch: one step)
+        opt.sched.step()
 
 
 def _val_halves(va: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
