@@ -10,7 +10,10 @@ Run: ``PYTHONPATH=src .venv/bin/python benchmarks/bench_graph_cora.py [--models 
 (SPIKELOOM_SHARED_DATA). Seeds can be split over processes (``--first-seed 5 --seeds 5``, one
 ``--json`` each) and tabulated together with ``--combine a.json b.json``. ``--tune --set
 KEY=VALUE`` prints validation accuracy only (tuning seeds 100+); the spiking GCN settings
-below were chosen so (``benchmarks/results/graph_cora_tuning.txt``).
+below were chosen so (``benchmarks/results/graph_cora_tuning.txt``). ``--selection-study
+[DECAY ...]`` compares model-selection rules (and EMAs of the weights) on validation halves
+only (see :func:`selection_study`). ``--set`` keys: ``lr``, ``lr_gamma`` (exponential decay
+per epoch), ``wd``, ``row_norm`` or a model constructor argument.
 """
 
 from __future__ import annotations
@@ -58,14 +61,12 @@ def _value(text: str):
 
 
 def _build(name: str, g, seed: int, overrides: dict | None):
-    """The model, its Adam optimiser (with an exponential lr decay by ``lr_gamma`` per epoch
-    when given), its input features and the EMA decay (0: none)."""
+    """The model, its Adam optimiser, the exponential lr decay by ``lr_gamma`` per epoch
+    (``None`` without one) and the input features."""
     kw, lr, wd, row_norm = CONFIGS[name]
-    kw, ema, gamma = dict(kw), 0.0, 1.0
-    for k, v in (overrides or {}).items():  # lr / lr_gamma / wd / row_norm / ema or a model arg
-        if k == "ema":
-            ema = float(v)
-        elif k == "lr_gamma":
+    kw, gamma = dict(kw), 1.0
+    for k, v in (overrides or {}).items():  # lr / lr_gamma / wd / row_norm or a model arg
+        if k == "lr_gamma":
             gamma = float(v)
         elif k == "lr":
             lr = v
@@ -82,19 +83,19 @@ def _build(name: str, g, seed: int, overrides: dict | None):
     groups = (model.weight_decay_groups(wd) if hasattr(model, "weight_decay_groups")
               else model.parameters())
     opt = torch.optim.Adam(groups, lr=lr, weight_decay=wd)
-    if gamma != 1.0:
-        opt.sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
-    return model, opt, x, ema
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma) if gamma != 1.0 else None
+    return model, opt, sched, x
 
 
-def _train_step(model, opt, x, adj, g, tr) -> None:
+def _train_step(model, opt, sched, x, adj, g, tr) -> None:
+    """One full-batch epoch (one optimiser step, then one lr-decay step)."""
     model.train()
     loss = F.cross_entropy(model(x, adj)[tr], g.y[tr])
     opt.zero_grad()
     loss.backward()
     opt.step()
-    if hasattr(opt, "sched"):  # one lr decay step per epoch (full batch: one step)
-        opt.sched.step()
+    if sched is not None:
+        sched.step()
 
 
 def _val_halves(va: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,43 +106,24 @@ def _val_halves(va: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def run_one(name: str, g, adj, seed: int, epochs: int, overrides: dict | None = None):
-    model, opt, x, ema = _build(name, g, seed, overrides)
-    # ema > 0: validate (and select) an exponential moving average of the weights
-    # (torch.optim.swa_utils; decay ``ema`` per step) instead of the raw weights
-    evaluated = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
-                 if ema else model)
+    model, opt, sched, x = _build(name, g, seed, overrides)
     tr, va, te = (g.masks[k] for k in ("train", "val", "test"))
     best_val, best_test, best_state = -1.0, 0.0, None
-    # tuning without test labels: select on one half of the validation nodes and score the
-    # selected epoch on the other half, both ways round, mean of the two (an honest comparison
-    # of noisier and smoother runs, whose maximum validation accuracy is inflated by different
-    # amounts); fixed halves
-    half_a, half_b = _val_halves(va)
-    best_a, held_b, best_b, held_a = -1.0, 0.0, -1.0, 0.0
     for _ in range(epochs):
-        _train_step(model, opt, x, adj, g, tr)
-        if ema:
-            evaluated.update_parameters(model)
-        evaluated.eval()
+        _train_step(model, opt, sched, x, adj, g, tr)
+        model.eval()
         with torch.no_grad():
-            pred = evaluated(x, adj).argmax(1)
+            pred = model(x, adj).argmax(1)
         v = float((pred[va] == g.y[va]).float().mean())
-        a_acc = float((pred[half_a] == g.y[half_a]).float().mean())
-        b_acc = float((pred[half_b] == g.y[half_b]).float().mean())
-        if a_acc > best_a:
-            best_a, held_b = a_acc, b_acc
-        if b_acc > best_b:
-            best_b, held_a = b_acc, a_acc
         if v > best_val:
             best_val = v
             best_test = float((pred[te] == g.y[te]).float().mean())
-            best_state = {k: t.clone() for k, t in evaluated.state_dict().items()}
-    evaluated.load_state_dict(best_state)
-    model = evaluated.module if ema else model
+            best_state = {k: t.clone() for k, t in model.state_dict().items()}
+    model.load_state_dict(best_state)
     T = getattr(model, "T", None)
     seq = x.unsqueeze(0) if T is None else encode_nodes(x, T, "repeat", False)
     cost = measure_cost(GraphBound(model, adj), [seq]).to_dict()
-    return best_val, best_test, cost, (held_a + held_b) / 2
+    return best_val, best_test, cost
 
 
 def _moving_mean(s: torch.Tensor, k: int) -> torch.Tensor:
@@ -163,7 +145,7 @@ def selection_study(name: str, g, adj, seed: int, epochs: int, overrides: dict,
     rule selects on one fixed half of the validation nodes and is scored by the accuracy of
     its pick on the other half, both ways round (mean).
     """
-    model, opt, x, _ = _build(name, g, seed, overrides)
+    model, opt, sched, x = _build(name, g, seed, overrides)
     tr, va = g.masks["train"], g.masks["val"]
     halves = _val_halves(va)
     evals = {"raw": model} | {
@@ -171,7 +153,7 @@ def selection_study(name: str, g, adj, seed: int, epochs: int, overrides: dict,
         for d in decays}
     hist: dict[str, list[tuple[float, float, float, float]]] = {k: [] for k in evals}
     for _ in range(epochs):
-        _train_step(model, opt, x, adj, g, tr)
+        _train_step(model, opt, sched, x, adj, g, tr)
         for key, m in evals.items():
             if key != "raw":
                 m.update_parameters(model)
@@ -206,7 +188,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="override lr, wd, row_norm or a constructor argument (tuning)")
+                    help="override lr, lr_gamma, wd, row_norm or a constructor argument")
     ap.add_argument("--selection-study", nargs="*", type=float, default=None, metavar="DECAY",
                     help="compare selection rules (raw weights and EMAs of these decays) on "
                          "validation halves only; see selection_study")
@@ -244,14 +226,13 @@ def main() -> None:
         return
     per_seed = []  # one record per (model, seed); the JSON is rewritten after every seed
     for name in args.models:
-        vals, helds, t0 = [], [], time.perf_counter()
+        vals, t0 = [], time.perf_counter()
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            v, t, c, held = run_one(name, g, adj, seed, args.epochs, overrides)
+            v, t, c = run_one(name, g, adj, seed, args.epochs, overrides)
             vals.append(v)
-            helds.append(held)
             if args.tune:
-                print(f"{name} seed {seed}: val {v:.4f}  held-out half {held:.4f} "
-                      f"[{time.perf_counter() - t0:.0f}s]", flush=True)
+                print(f"{name} seed {seed}: val {v:.4f} [{time.perf_counter() - t0:.0f}s]",
+                      flush=True)
                 continue
             print(f"{name} seed {seed}: val {v:.4f} test {t:.4f}  SynOps/node "
                   f"{c['totals']['SynOps']:.4g}  energy/node {c['energy']['E_SNN_J'] * 1e9:.4g}"
@@ -265,8 +246,7 @@ def main() -> None:
         if args.tune:
             print(f"TUNE {name} {' '.join(args.set)} epochs={args.epochs}: val "
                   f"{100 * statistics.mean(vals):.2f} ± {100 * statistics.pstdev(vals):.2f} % "
-                  f"(n={len(vals)}); selected on one half, scored on the other (both ways): "
-                  f"{100 * statistics.mean(helds):.2f} %", flush=True)
+                  f"(n={len(vals)})", flush=True)
     if per_seed:
         print_table(per_seed)
 
