@@ -35,3 +35,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def small_liafnet():
+    """Factory of the small ``liafnet`` the compression tests quantize and lower:
+    ``small_liafnet(neuron="lif", size=16, seed=0)`` (keywords only; 2 input channels, conv
+    widths 8/16, hidden 32, input ``size × size``; torch's seed set to ``seed`` first)."""
+    from spikeloom.models import build_model
+
+    def make(*, neuron: str = "lif", size: int = 16, seed: int = 0):
+        import torch
+
+        torch.manual_seed(seed)
+        return build_model("liafnet", in_channels=2, input_size=(size, size), channels=(8, 16),
+                           hidden=32, neuron=neuron)
+
+    return make

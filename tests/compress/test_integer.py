@@ -26,12 +26,6 @@ from spikeloom.models import build_model
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _net(neuron: str = "lif", size: int = 16, seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return build_model("liafnet", in_channels=2, input_size=(size, size), channels=(8, 16),
-                       hidden=32, neuron=neuron)
-
-
 def _train(model, xs, ys, steps: int, lr: float = 5e-3) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr)
     model.train()
@@ -57,8 +51,8 @@ def test_conv2d_int_matches_torch():
     QuantConfig(), QuantConfig(weight_bits=4),
     QuantConfig(weight_bits=2, weight_method="duq", duq_init="mse", per_channel=True),
 ], ids=["int8", "int4", "duq2-channel-mse"])
-def test_random_net_bit_exact_and_file_round_trip(tmp_path: Path, cfg: QuantConfig):
-    m = quantize(_net(), cfg)
+def test_random_net_bit_exact_and_file_round_trip(tmp_path: Path, cfg: QuantConfig, small_liafnet):
+    m = quantize(small_liafnet(), cfg)
     g = torch.Generator().manual_seed(1)
     x = (torch.rand(5, 6, 2, 16, 16, generator=g) < 0.3).float() * 2
     _train(m, [x], [torch.arange(6) % 10], 4)
@@ -90,24 +84,24 @@ def test_version_and_format_checked(tmp_path: Path):
         IntegerProgram.load(tmp_path / "y.npz")
 
 
-def test_lowering_errors_name_the_layer():
+def test_lowering_errors_name_the_layer(small_liafnet):
     x = torch.zeros(2, 1, 2, 16, 16)
     with pytest.raises(ConfigError, match="needs a quantized model"):
-        lower(_net(), x)
+        lower(small_liafnet(), x)
     tanh = build_model("liafnet", in_channels=2, input_size=(16, 16), channels=(8, 16),
                        hidden=32, neuron="liaf", activation="tanh")
     with pytest.raises(ConfigError, match=r"features\.0\.3.*LIAF activation 'tanh'"):
         lower(quantize(tanh, QuantConfig()), x)
 
 
-def test_executor_imports_no_torch(tmp_path: Path):
+def test_executor_imports_no_torch(tmp_path: Path, small_liafnet):
     src = Path(__import__("spikeloom.compress.integer.executor", fromlist=["x"]).__file__).parent
     pkg = tmp_path / "intexec"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     for f in ("program.py", "executor.py"):
         shutil.copy(src / f, pkg / f)
-    m = quantize(_net(), QuantConfig())
+    m = quantize(small_liafnet(), QuantConfig())
     x = (torch.rand(3, 2, 2, 16, 16, generator=torch.Generator().manual_seed(2)) < 0.3).float()
     _train(m, [x], [torch.tensor([1, 2])], 2)
     prog = lower(m, x)
@@ -122,7 +116,7 @@ def test_executor_imports_no_torch(tmp_path: Path):
     assert np.array_equal(np.load(tmp_path / "out.npy"), run_program(prog, x.numpy())["logits"])
 
 
-def test_nmnist_every_layer_bit_exact(shared_data: Path, tmp_path: Path):
+def test_nmnist_every_layer_bit_exact(shared_data: Path, tmp_path: Path, small_liafnet):
     from spikeloom.datasets.nmnist import NMNIST
 
     kw = {"T": 8, "downsample": 2, "cache_dir": tmp_path}
@@ -132,7 +126,7 @@ def test_nmnist_every_layer_bit_exact(shared_data: Path, tmp_path: Path):
     idx = np.random.default_rng(0).permutation(len(train))[:160]
     xs = [torch.stack([train[int(i)][0] for i in idx[j:j + 16]], 1) for j in range(0, 160, 16)]
     ys = [torch.tensor([int(train[int(i)][1]) for i in idx[j:j + 16]]) for j in range(0, 160, 16)]
-    m = quantize(_net(size=17), QuantConfig())
+    m = quantize(small_liafnet(size=17), QuantConfig())
     _train(m, xs, ys, 20)
     x = torch.stack([test[i][0] for i in range(len(test))], 1)  # all 100 test recordings
     y = np.array([int(test[i][1]) for i in range(len(test))])

@@ -21,16 +21,9 @@ from spikeloom.compress.quant import (
 from spikeloom.compress.size import model_bytes
 from spikeloom.cost import measure_cost
 from spikeloom.errors import ConfigError
-from spikeloom.models import build_model
 from spikeloom.neurons import LIF
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def small_net(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return build_model("liafnet", in_channels=2, input_size=(16, 16), channels=(8, 16),
-                       hidden=32, neuron="lif")
 
 
 def frames(seed: int = 1) -> torch.Tensor:
@@ -147,8 +140,8 @@ def test_quant_neuron_gradients_flow():
     assert x.grad is not None and float(x.grad.abs().sum()) > 0
 
 
-def test_quantize_dequantize_round_trip():
-    m = small_net()
+def test_quantize_dequantize_round_trip(small_liafnet):
+    m = small_liafnet()
     x = frames()
     m.train()  # batch statistics: the fresh net fires (eval with fresh BN stats is silent)
     with torch.no_grad():
@@ -166,9 +159,9 @@ def test_quantize_dequantize_round_trip():
         assert torch.equal(m(x), y0)
 
 
-def test_quantized_state_dict_restores_into_rebuilt_model():
+def test_quantized_state_dict_restores_into_rebuilt_model(small_liafnet):
     cfg = QuantConfig(weight_bits=2, weight_method="duq")
-    m = quantize(small_net(0), cfg)
+    m = quantize(small_liafnet(seed=0), cfg)
     m.train()
     opt = torch.optim.SGD(m.parameters(), lr=0.1)
     for _ in range(2):
@@ -178,7 +171,7 @@ def test_quantized_state_dict_restores_into_rebuilt_model():
     buf = io.BytesIO()
     torch.save(m.state_dict(), buf)
     buf.seek(0)
-    fresh = quantize(small_net(5), cfg)
+    fresh = quantize(small_liafnet(seed=5), cfg)
     fresh.load_state_dict(torch.load(buf))
     m.eval()
     fresh.eval()
@@ -194,8 +187,8 @@ def test_unsupported_synapse_names_layer():
         quantize(m)
 
 
-def test_cost_report_uses_integer_precision():
-    m = small_net()
+def test_cost_report_uses_integer_precision(small_liafnet):
+    m = small_liafnet()
     x = frames()
     fp = measure_cost(m, [x])
     quantize(m, QuantConfig(weight_bits=4))
@@ -203,9 +196,9 @@ def test_cost_report_uses_integer_precision():
     assert {r.precision for r in q.rows if r.role == "synapse"} == {"int4"}
     assert {r.precision for r in q.rows if r.role == "neuron"} == {"int32"}
     assert q.snn_energy < fp.snn_energy
-    assert model_bytes(m) < 0.2 * model_bytes(small_net())
+    assert model_bytes(m) < 0.2 * model_bytes(small_liafnet())
     # its 8-bit twin: same counts, dearer synapse rows
-    m8 = quantize(small_net(), QuantConfig(weight_bits=8))
+    m8 = quantize(small_liafnet(), QuantConfig(weight_bits=8))
     q8 = measure_cost(m8, [x])
     assert q8.totals["Eff_ACs"] == q.totals["Eff_ACs"]
     assert q.snn_energy < q8.snn_energy

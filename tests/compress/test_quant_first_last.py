@@ -15,15 +15,8 @@ from spikeloom.compress.quant import QuantConfig, quantize, synapse_bits
 from spikeloom.compress.quant.register import _add_args, config_from_args
 from spikeloom.cost import measure_cost
 from spikeloom.errors import ConfigError
-from spikeloom.models import build_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _net(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return build_model("liafnet", in_channels=2, input_size=(16, 16), channels=(8, 16),
-                       hidden=32, neuron="lif")
 
 
 def _frames(seed: int = 1) -> torch.Tensor:
@@ -37,23 +30,23 @@ def _bits_of(m: nn.Module) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("method", ["uniform", "duq"])
-def test_first_and_last_synapse_get_their_own_width(method: str):
+def test_first_and_last_synapse_get_their_own_width(method: str, small_liafnet):
     cfg = QuantConfig(weight_bits=2, weight_method=method, first_last_bits=8)
-    m = quantize(_net(), cfg)
+    m = quantize(small_liafnet(), cfg)
     bits = _bits_of(m)
     # liafnet: conv, conv, hidden linear, output linear (walk order = registration order)
     assert list(bits) == ["features.0.0.module", "features.1.0.module", "classifier.1",
                           "classifier.6"]
     assert bits == {"features.0.0.module": 8, "features.1.0.module": 2, "classifier.1": 2,
                     "classifier.6": 8}
-    assert synapse_bits(_net(), cfg) == bits
+    assert synapse_bits(small_liafnet(), cfg) == bits
     levels = {n: torch.unique(mod.weight.detach()).numel() for n, mod in m.named_modules()
               if hasattr(mod, "parametrizations")}
     assert levels["features.1.0.module"] <= 3 * 16 and levels["classifier.6"] > 3 * 10
     assert {mod.cost_precision for mod in m.modules() if hasattr(mod, "parametrizations")} \
         == {"int8", "ternary"}
     # off by default: every synapse at weight_bits
-    assert set(_bits_of(quantize(_net(), QuantConfig(weight_bits=4))).values()) == {4}
+    assert set(_bits_of(quantize(small_liafnet(), QuantConfig(weight_bits=4))).values()) == {4}
 
 
 def test_first_last_found_by_the_walk_not_by_name():
@@ -85,8 +78,8 @@ def test_cli_option_reaches_the_config():
     assert config_from_args(p.parse_args([]), "uniform", 8).first_last_bits is None
 
 
-def test_mixed_model_is_bit_exact_in_the_executor():
-    m = quantize(_net(), QuantConfig(weight_bits=2, weight_method="duq", duq_init="mse",
+def test_mixed_model_is_bit_exact_in_the_executor(small_liafnet):
+    m = quantize(small_liafnet(), QuantConfig(weight_bits=2, weight_method="duq", duq_init="mse",
                                      per_channel=True, first_last_bits=8))
     x = _frames()
     opt = torch.optim.AdamW(m.parameters(), 2e-2)
@@ -108,12 +101,12 @@ def test_mixed_model_is_bit_exact_in_the_executor():
     assert np.array_equal(logits.argmax(1).numpy(), res["pred"])
 
 
-def test_cost_of_mixed_model_lies_between_its_twins():
+def test_cost_of_mixed_model_lies_between_its_twins(small_liafnet):
     x = _frames()
     costs, rows = {}, {}
     for label, cfg in [("8", QuantConfig(weight_bits=8)), ("2", QuantConfig(weight_bits=2)),
                        ("2+8", QuantConfig(weight_bits=2, first_last_bits=8))]:
-        m = quantize(_net(), cfg)
+        m = quantize(small_liafnet(), cfg)
         m.train()(x)  # calibrate the input grid
         r = measure_cost(m.eval(), [x])
         costs[label] = r.snn_energy
