@@ -13,7 +13,8 @@ KEY=VALUE`` prints validation accuracy only (tuning seeds 100+); the spiking GCN
 below were chosen so (``benchmarks/results/graph_cora_tuning.txt``). ``--selection-study
 [DECAY ...]`` compares model-selection rules (and EMAs of the weights) on validation halves
 only (see :func:`selection_study`). ``--set`` keys: ``lr``, ``lr_gamma`` (exponential decay
-per epoch), ``wd``, ``row_norm`` or a model constructor argument.
+per epoch), ``wd``, ``row_norm``, ``label_smoothing`` (of the training loss) or a model
+constructor argument. ``--device cuda`` trains on a GPU (the reported figures are CPU runs).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 import os
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -41,8 +43,9 @@ DATA = Path(os.environ.get("SPIKELOOM_SHARED_DATA",
 CONFIGS = {
     "gcn": (dict(hidden=16, dropout=0.5), 0.01, 5e-4, True),
     "gat": (dict(hidden=8, heads=8, dropout=0.6), 0.005, 5e-4, True),
-    "spiking-gcn": (dict(hidden=128, layers=2, T=8, dropout=0.7, decay=0.8, wd_scope="first"),
-                    0.01, 5e-4, False),
+    # chosen on validation by sweep_graph_cora.py (graph_cora_tuning.txt, seventh round)
+    "spiking-gcn": (dict(hidden=256, layers=2, T=4, dropout=0.5, input_dropout=0.8, decay=0.8,
+                         rho=2.0, surrogate_width=0.5, wd_scope="first"), 0.01, 2e-3, False),
     "spiking-gat": (dict(hidden=16, heads=4, layers=2, T=8, dropout=0.5), 0.005, 5e-4, False),
 }
 
@@ -60,14 +63,27 @@ def _value(text: str):
     return text
 
 
-def _build(name: str, g, seed: int, overrides: dict | None):
-    """The model, its Adam optimiser, the exponential lr decay by ``lr_gamma`` per epoch
-    (``None`` without one) and the input features."""
+@dataclass
+class Run:
+    """One training run: model, Adam optimiser, exponential lr decay by ``lr_gamma`` per epoch
+    (``None`` without one), input features and the loss's label smoothing."""
+
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler | None
+    x: torch.Tensor
+    label_smoothing: float = 0.0
+
+
+def _build(name: str, g, seed: int, overrides: dict | None, device: str = "cpu") -> Run:
+    """The :class:`Run` of model ``name`` with ``overrides``, on ``device``."""
     kw, lr, wd, row_norm = CONFIGS[name]
-    kw, gamma = dict(kw), 1.0
-    for k, v in (overrides or {}).items():  # lr / lr_gamma / wd / row_norm or a model arg
+    kw, gamma, smoothing = dict(kw), 1.0, 0.0
+    for k, v in (overrides or {}).items():  # training keys or a model constructor argument
         if k == "lr_gamma":
             gamma = float(v)
+        elif k == "label_smoothing":
+            smoothing = float(v)
         elif k == "lr":
             lr = v
         elif k == "wd":
@@ -78,24 +94,26 @@ def _build(name: str, g, seed: int, overrides: dict | None):
             kw[k] = v
     x = g.x / g.x.sum(1, keepdim=True).clamp_min(1e-12) if row_norm else g.x
     torch.manual_seed(seed)
-    model = build_model(name, in_features=g.num_features, num_classes=g.num_classes, **kw)
+    model = build_model(name, in_features=g.num_features, num_classes=g.num_classes,
+                        **kw).to(device)
     # a model may scope its weight decay (SpikingGraphNet's wd_scope)
     groups = (model.weight_decay_groups(wd) if hasattr(model, "weight_decay_groups")
               else model.parameters())
     opt = torch.optim.Adam(groups, lr=lr, weight_decay=wd)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma) if gamma != 1.0 else None
-    return model, opt, sched, x
+    return Run(model, opt, sched, x.to(device), smoothing)
 
 
-def _train_step(model, opt, sched, x, adj, g, tr) -> None:
+def _train_step(run: Run, adj, y: torch.Tensor, tr: torch.Tensor) -> None:
     """One full-batch epoch (one optimiser step, then one lr-decay step)."""
-    model.train()
-    loss = F.cross_entropy(model(x, adj)[tr], g.y[tr])
-    opt.zero_grad()
+    run.model.train()
+    loss = F.cross_entropy(run.model(run.x, adj)[tr], y[tr],
+                           label_smoothing=run.label_smoothing)
+    run.opt.zero_grad()
     loss.backward()
-    opt.step()
-    if sched is not None:
-        sched.step()
+    run.opt.step()
+    if run.sched is not None:
+        run.sched.step()
 
 
 def _val_halves(va: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,23 +123,33 @@ def _val_halves(va: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return vidx[: len(vidx) // 2], vidx[len(vidx) // 2:]
 
 
-def run_one(name: str, g, adj, seed: int, epochs: int, overrides: dict | None = None):
-    model, opt, sched, x = _build(name, g, seed, overrides)
-    tr, va, te = (g.masks[k] for k in ("train", "val", "test"))
+def _labels(g, device: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The labels and the train / val / test masks on ``device``."""
+    return g.y.to(device), {k: g.masks[k].to(device) for k in ("train", "val", "test")}
+
+
+def run_one(name: str, g, adj, seed: int, epochs: int, overrides: dict | None = None,
+            device: str = "cpu"):
+    """Train ``name`` on one seed; (best validation accuracy, its test accuracy, its cost)."""
+    run = _build(name, g, seed, overrides, device)
+    model, x, adj_d = run.model, run.x, adj.to(device)
+    y, masks = _labels(g, device)
+    tr, va, te = masks["train"], masks["val"], masks["test"]
     best_val, best_test, best_state = -1.0, 0.0, None
     for _ in range(epochs):
-        _train_step(model, opt, sched, x, adj, g, tr)
+        _train_step(run, adj_d, y, tr)
         model.eval()
         with torch.no_grad():
-            pred = model(x, adj).argmax(1)
-        v = float((pred[va] == g.y[va]).float().mean())
+            pred = model(x, adj_d).argmax(1)
+        v = float((pred[va] == y[va]).float().mean())
         if v > best_val:
             best_val = v
-            best_test = float((pred[te] == g.y[te]).float().mean())
+            best_test = float((pred[te] == y[te]).float().mean())
             best_state = {k: t.clone() for k, t in model.state_dict().items()}
     model.load_state_dict(best_state)
+    model.cpu()
     T = getattr(model, "T", None)
-    seq = x.unsqueeze(0) if T is None else encode_nodes(x, T, "repeat", False)
+    seq = x.cpu().unsqueeze(0) if T is None else encode_nodes(x.cpu(), T, "repeat", False)
     cost = measure_cost(GraphBound(model, adj), [seq]).to_dict()
     return best_val, best_test, cost
 
@@ -136,7 +164,7 @@ def _moving_mean(s: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def selection_study(name: str, g, adj, seed: int, epochs: int, overrides: dict,
-                    decays: list[float]) -> dict[str, float]:
+                    decays: list[float], device: str = "cpu") -> dict[str, float]:
     """Validation-only comparison of model-selection rules on one training run.
 
     Evaluated each epoch: the raw weights and an EMA of them per decay in ``decays``. Rules:
@@ -145,15 +173,17 @@ def selection_study(name: str, g, adj, seed: int, epochs: int, overrides: dict,
     rule selects on one fixed half of the validation nodes and is scored by the accuracy of
     its pick on the other half, both ways round (mean).
     """
-    model, opt, sched, x = _build(name, g, seed, overrides)
-    tr, va = g.masks["train"], g.masks["val"]
-    halves = _val_halves(va)
+    run = _build(name, g, seed, overrides, device)
+    model, x, adj = run.model, run.x, adj.to(device)
+    y, masks = _labels(g, device)
+    tr = masks["train"]
+    halves = tuple(h.to(device) for h in _val_halves(g.masks["val"]))
     evals = {"raw": model} | {
         f"ema{d:g}": AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(d), use_buffers=True)
         for d in decays}
     hist: dict[str, list[tuple[float, float, float, float]]] = {k: [] for k in evals}
     for _ in range(epochs):
-        _train_step(model, opt, sched, x, adj, g, tr)
+        _train_step(run, adj, y, tr)
         for key, m in evals.items():
             if key != "raw":
                 m.update_parameters(model)
@@ -161,8 +191,8 @@ def selection_study(name: str, g, adj, seed: int, epochs: int, overrides: dict,
             with torch.no_grad():
                 logits = m(x, adj)
             hist[key].append(tuple(v for h in halves for v in (
-                float((logits[h].argmax(1) == g.y[h]).float().mean()),
-                float(F.cross_entropy(logits[h], g.y[h])))))
+                float((logits[h].argmax(1) == y[h]).float().mean()),
+                float(F.cross_entropy(logits[h], y[h])))))
     out = {}
     for key, rows in hist.items():
         acc_a, loss_a, acc_b, loss_b = (torch.tensor(c) for c in zip(*rows))
@@ -187,6 +217,7 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu (the reported runs) or cuda")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override lr, lr_gamma, wd, row_norm or a constructor argument")
     ap.add_argument("--selection-study", nargs="*", type=float, default=None, metavar="DECAY",
@@ -215,7 +246,7 @@ def main() -> None:
             scores: dict[str, list[float]] = {}
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 res = selection_study(name, g, adj, seed, args.epochs, overrides,
-                                      args.selection_study)
+                                      args.selection_study, args.device)
                 for k, v in res.items():
                     scores.setdefault(k, []).append(v)
                 print(f"{name} seed {seed}: " + "  ".join(f"{k} {v:.4f}" for k, v in
@@ -228,7 +259,7 @@ def main() -> None:
     for name in args.models:
         vals, t0 = [], time.perf_counter()
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            v, t, c = run_one(name, g, adj, seed, args.epochs, overrides)
+            v, t, c = run_one(name, g, adj, seed, args.epochs, overrides, args.device)
             vals.append(v)
             if args.tune:
                 print(f"{name} seed {seed}: val {v:.4f} [{time.perf_counter() - t0:.0f}s]",
