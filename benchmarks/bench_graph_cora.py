@@ -219,7 +219,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="cpu (the reported runs) or cuda")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="override lr, lr_gamma, wd, row_norm or a constructor argument")
+                    help="override lr, lr_gamma, wd, row_norm, label_smoothing or a "
+                         "constructor argument")
     ap.add_argument("--selection-study", nargs="*", type=float, default=None, metavar="DECAY",
                     help="compare selection rules (raw weights and EMAs of these decays) on "
                          "validation halves only; see selection_study")
