@@ -12,7 +12,8 @@ so that a time-budget cut leaves every config with the same seeds (give or take 
 runs the ``--top`` best of stage 1 and the current one again on ``--more-seeds`` fresh tuning
 seeds, and ranks by stage 2 only (the stage-1 means carry the winner's curse); ``--candidates``
 runs given configs instead (a confirmation on fresh seeds, with ``--more-seeds 0``).
-One JSON line per run goes to ``--out``.
+One JSON line per run goes to ``--out``; ``--report FILE ...`` prints the rankings of saved
+sweeps again, with each config's paired difference to the current one.
 
 Run: ``PYTHONPATH=src:benchmarks python benchmarks/sweep_graph_cora.py --device cuda
 --workers 14 --out sweep.jsonl`` (on a GPU, several processes share it); on CPU the same with
@@ -122,22 +123,44 @@ def _run(pool, tasks: list[tuple], out: Path) -> list[dict]:
     return rows
 
 
-def rank(rows: list[dict], stage: int) -> list[tuple[float, int, int, dict]]:
-    """(mean score, number of seeds, config id, overrides), best first, of one stage."""
-    by: dict[int, list[dict]] = {}
+def rank(rows: list[dict], stage: int) -> list[dict]:
+    """Per config of one stage, best mean first: ``mean`` score, ``n`` seeds, ``config`` id,
+    ``set`` (overrides) and, against the current config (``set == {}``) on the seeds both ran,
+    the paired difference ``diff`` ± its standard error ``se`` and the ``wins`` / ``losses``."""
+    by: dict[int, dict[int, float]] = {}
+    sets: dict[int, dict] = {}
     for r in rows:
         if r["stage"] == stage:
-            by.setdefault(r["config"], []).append(r)
-    table = [(statistics.mean(r["score"] for r in rs), len(rs), cid, rs[0]["set"])
-             for cid, rs in by.items()]
-    return sorted(table, key=lambda t: (-t[0], t[2]))
+            by.setdefault(r["config"], {})[r["seed"]] = r["score"]
+            sets[r["config"]] = r["set"]
+    base = next((by[c] for c, cfg in sets.items() if not cfg), {})
+    table = []
+    for cid, scores in by.items():
+        row = {"mean": statistics.mean(scores.values()), "n": len(scores), "config": cid,
+               "set": sets[cid]}
+        d = [scores[s] - base[s] for s in scores if s in base]
+        if sets[cid] and len(d) > 1:
+            row |= {"diff": statistics.mean(d), "se": statistics.stdev(d) / len(d) ** 0.5,
+                    "wins": sum(x > 0 for x in d), "losses": sum(x < 0 for x in d)}
+        table.append(row)
+    return sorted(table, key=lambda t: (-t["mean"], t["config"]))
 
 
-def _print(table, title: str, limit: int) -> None:
-    print(f"\n{title}\n  mean    n   config  settings", flush=True)
-    for mean, n, cid, cfg in table[:limit]:
-        print(f"  {100 * mean:6.2f}  {n:2d}  {cid:4d}    "
-              + (" ".join(f"{k}={v}" for k, v in cfg.items()) or "(current)"), flush=True)
+def _print(table: list[dict], title: str, limit: int) -> None:
+    print(f"\n{title}\n  mean    n   config  vs current (paired, s.e., wins:losses)  settings",
+          flush=True)
+    for t in table[:limit]:
+        vs = (f"{100 * t['diff']:+5.2f} ± {100 * t['se']:4.2f}  {t['wins']:2d}:{t['losses']:<2d}"
+              if "diff" in t else " " * 19)
+        print(f"  {100 * t['mean']:6.2f}  {t['n']:2d}  {t['config']:4d}    {vs:36s}  "
+              + (" ".join(f"{k}={v}" for k, v in t["set"].items()) or "(current)"), flush=True)
+
+
+def report(path: Path, limit: int) -> None:
+    """Print the rankings of a finished sweep's JSON lines (both stages)."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for stage in sorted({r["stage"] for r in rows}):
+        _print(rank(rows, stage), f"{path.name}: stage {stage}", limit)
 
 
 def main() -> None:
@@ -157,8 +180,17 @@ def main() -> None:
                     help="a JSON list of override dicts to run in stage 1 instead of drawn "
                          "configs (e.g. a confirmation of stage-2 winners on fresh seeds)")
     ap.add_argument("--out", default="sweep_graph_cora.jsonl")
+    ap.add_argument("--report", nargs="+", default=[], metavar="JSONL",
+                    help="only print the rankings of finished sweeps (no runs)")
     args = ap.parse_args()
+    if args.report:
+        for f in args.report:
+            report(Path(f), args.configs)
+        return
     out = Path(args.out)
+    if out.exists():
+        raise SystemExit(f"{out} exists: runs are appended as they finish, so a new sweep "
+                         f"needs a new --out (or delete the old file)")
     configs = (json.loads(args.candidates) if args.candidates
                else draw_configs(args.configs, random.Random(args.draw_seed)))
     ctx = mp.get_context("spawn")
@@ -173,7 +205,7 @@ def main() -> None:
               f"({len(done)} configs)", flush=True)
         table1 = rank(rows, 1)
         _print(table1, "stage 1 (held-out half validation accuracy)", 25)
-        top = [(cid, cfg) for _, _, cid, cfg in table1[:args.top]]
+        top = [(t["config"], t["set"]) for t in table1[:args.top]]
         if 0 not in dict(top):
             top.append((0, {}))  # the current config always goes on, as the yardstick
         if args.more_seeds <= 0:
